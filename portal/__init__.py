@@ -1,0 +1,1 @@
+"""The portal: usage-based billing and booking for independent experts."""

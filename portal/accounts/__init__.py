@@ -1,0 +1,1 @@
+"""Users, experts, password hashing, API tokens and login throttling."""

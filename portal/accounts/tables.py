@@ -1,0 +1,44 @@
+from enum import StrEnum
+
+from piccolo.columns import Boolean, ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Role(StrEnum):
+    client = "client"
+    expert = "expert"
+
+
+class User(Table, tablename="accounts_user"):
+    email = Varchar(length=254, unique=True, null=False)  # normalised: see services.normalize_email
+    password_hash = Varchar(length=255, null=False)
+    role = Varchar(length=16, choices=Role, default=Role.client.value, null=False)
+    name = Varchar(length=120, default="", null=False)
+    locale = Varchar(length=8, default="fr", null=False)
+    timezone = Varchar(length=64, default="Europe/Paris", null=False)
+    is_active = Boolean(default=True, null=False)
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
+    password_changed_at = Timestamptz(default=TimestamptzNow(), null=False)
+
+
+class Expert(Table, tablename="accounts_expert"):
+    user = ForeignKey(User, null=False, unique=True, on_delete=OnDelete.cascade)
+    slug = Varchar(length=64, unique=True, null=False)
+    display_name = Varchar(length=120, null=False)
+    headline = Varchar(length=200, default="", null=False)
+    bio = Text(default="", null=False)
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
+
+
+class ApiToken(Table, tablename="accounts_api_token"):
+    """A bearer token for the JSON API. Only its SHA-256 is stored."""
+
+    user = ForeignKey(User, null=False, on_delete=OnDelete.cascade, index=True)
+    token_hash = Varchar(length=64, unique=True, null=False)
+    prefix = Varchar(length=12, null=False)
+    name = Varchar(length=80, default="", null=False)
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
+    last_used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)

@@ -1,0 +1,154 @@
+"""The application factory: plugins, middleware, routes; nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.flash import FlashConfig, FlashPlugin
+from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.stores.redis import RedisStore
+from litestar.template.config import TemplateConfig
+
+from portal import db, i18n
+from portal.redis import EmbeddedRedis, connect
+from portal.routes import ROUTES
+from portal.settings import Settings, get_settings
+from portal.web import STATIC_DIR, TEMPLATES_DIR
+from portal.web.auth import AuthMiddleware, current_user
+from portal.web.errors import EXCEPTION_HANDLERS
+from portal.web.hosts import AllowedHostsMiddleware, allowed_hosts
+from portal.web.locale import LocaleMiddleware
+from portal.web.sessions import SESSION_KEY, SESSION_MAX_AGE, STORE_NAME, PortalSessionConfig
+
+HTMX_FILE = "js/htmx-2.0.11.min.js"
+NO_SESSION_PATHS = ("^/healthz$", "^/static/", "^/favicon.ico$")
+
+
+def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(default=True),
+        extensions=["jinja2.ext.i18n"],
+        undefined=StrictUndefined,
+        auto_reload=settings.debug,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(
+        datetime=i18n.format_datetime,
+        date=i18n.format_date,
+        money=i18n.format_money,
+        number=i18n.format_number,
+    )
+    env.globals.update(
+        current_locale=i18n.current_locale,
+        current_timezone=i18n.current_timezone,
+        timezone_choices=i18n.timezone_choices,
+        current_user=current_user,
+        htmx_file=HTMX_FILE,
+        base_url=settings.base_url,
+    )
+    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
+
+
+def _csrf(settings: Settings) -> CSRFConfig:
+    # The API authenticates by bearer token only (never a cookie), and Stripe signs its
+    # webhooks: those two need no CSRF token. Every other unsafe request does.
+    return CSRFConfig(
+        secret=settings.secret_key,
+        cookie_secure=settings.is_https,
+        cookie_httponly=True,
+        cookie_samesite="lax",
+        exclude=["^/api/v1/", "^/webhooks/stripe$"],
+    )
+
+
+def _sessions(settings: Settings) -> PortalSessionConfig:
+    return PortalSessionConfig(
+        key=SESSION_KEY,
+        max_age=SESSION_MAX_AGE,
+        secure=settings.is_https,
+        httponly=True,
+        samesite="lax",
+        store=STORE_NAME,
+        renew_on_access=True,
+        exclude=NO_SESSION_PATHS,
+    )
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    db.get_engine()  # build the engine now, outside any event loop (Piccolo checks the version)
+    embedded: EmbeddedRedis | None = None
+    redis_url = settings.redis_url
+    if redis_url is None:
+        embedded = EmbeddedRedis(settings.var_dir)
+        redis_url = embedded.start()
+    redis = connect(redis_url)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await db.start_pool()
+        try:
+            yield
+        finally:
+            await db.close_pool()
+            await redis.aclose()
+            if embedded is not None:
+                embedded.stop()
+
+    templates = _templates(settings)
+    session_config = _sessions(settings)
+    return Litestar(
+        route_handlers=[
+            *ROUTES,
+            create_static_files_router(
+                path="/static",
+                directories=[STATIC_DIR],
+                name="static",
+                include_in_schema=False,
+                cache_control=None,
+            ),
+        ],
+        request_class=HTMXRequest,
+        plugins=[HTMXPlugin(), FlashPlugin(config=FlashConfig(template_config=templates))],
+        template_config=templates,
+        middleware=[
+            AllowedHostsMiddleware(allowed_hosts(settings.host)),
+            session_config.middleware,
+            AuthMiddleware(exclude_path_pattern=NO_SESSION_PATHS),
+            LocaleMiddleware(),
+        ],
+        csrf_config=_csrf(settings),
+        stores={STORE_NAME: RedisStore(redis, namespace="portal:session")},
+        dependencies={
+            "redis": Provide(lambda: redis, use_cache=True, sync_to_thread=False),
+            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        openapi_config=OpenAPIConfig(
+            title="Portal API",
+            version="1",
+            description="Usage-based billing and booking for independent experts.",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", description="POST /api/v1/tokens returns one"
+                    )
+                }
+            ),
+        ),
+        lifespan=[lifespan],
+        debug=settings.debug,
+    )

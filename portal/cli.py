@@ -1,0 +1,300 @@
+"""The `portal` command: run everything locally, or each production process on its own."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from portal.settings import Settings, SettingsError, get_settings
+
+log = logging.getLogger("portal")
+
+STOP_TIMEOUT_S = 10
+
+
+def _run_async(main: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(main)
+
+
+async def migrate(settings: Settings) -> None:
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    from portal import db
+
+    if settings.database_engine == "sqlite":
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    await db.prepare_sqlite(db.get_engine())
+    result = await run_forwards(app_name="all")
+    if not result.success:
+        raise SystemExit(f"migrations failed: {result.message}")
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    _run_async(migrate(settings))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.demo import seed
+
+    logins = _run_async(seed())
+    for login in logins:
+        print(f"  {login.role:<7} {login.email}  /  {login.password}")
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password == "-":  # noqa: S105 (read from standard input)
+        return sys.stdin.readline().rstrip("\n")
+    return args.password or getpass.getpass("Password: ")
+
+
+def _report_validation(run: Callable[[], Coroutine[Any, Any, Any]]) -> int:
+    from portal.errors import ValidationFailed
+
+    try:
+        _run_async(run())
+    except ValidationFailed as exc:
+        for name, message in exc.errors.items():
+            print(f"error: {name}: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_create_expert(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.accounts.services import expert_create
+
+    password = _password(args)
+    code = _report_validation(
+        lambda: expert_create(email=args.email, password=password, slug=args.slug, name=args.name)
+    )
+    if code == 0:
+        print(f"Expert created: {args.email} -> {settings.base_url}/e/{args.slug}")
+    return code
+
+
+def cmd_create_client(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.accounts.services import user_create
+
+    password = _password(args)
+    code = _report_validation(
+        lambda: user_create(email=args.email, password=password, name=args.name or "")
+    )
+    if code == 0:
+        print(f"Client created: {args.email}")
+    return code
+
+
+def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
+    if args.server == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(
+            "portal.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            proxy_headers=True,
+            log_level="info",
+        )
+        return 0
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    Granian(
+        "portal.app:create_app",
+        factory=True,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops.uvloop,
+        log_access=False,
+    ).serve()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from arq.worker import run_worker
+
+    from portal.redis import EmbeddedRedis, redis_settings
+    from workers.settings import WorkerSettings
+
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.var_dir)
+        url = embedded.start()
+    try:
+        run_worker(WorkerSettings, redis_settings=redis_settings(url))  # type: ignore[arg-type]
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _wait_until_up(url: str, children: list[subprocess.Popen[bytes]], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (our own local address)
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answers (503 until the worker's first heartbeat)
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Everything on one machine: migrations, embedded Redis, worker and web server."""
+    from portal.redis import EmbeddedRedis
+
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    _run_async(migrate(settings))
+    logins = []
+    if args.demo:
+        from portal.demo import seed
+
+        logins = _run_async(seed())
+
+    env = dict(os.environ)
+    embedded = None
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(settings.var_dir)
+        env["REDIS_URL"] = embedded.start()
+    env.setdefault("SECRET_KEY", settings.secret_key)
+
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    portal = [sys.executable, "-m", "portal.cli"]
+    children = [
+        subprocess.Popen([*portal, "worker"], env=env),  # noqa: S603 (our own command)
+        subprocess.Popen(  # noqa: S603
+            [*portal, "web", "--host", args.host, "--port", str(args.port)], env=env
+        ),
+    ]
+    url = f"http://{args.host}:{args.port}"
+    code = 0
+    try:
+        if not _wait_until_up(f"{url}/healthz", children, timeout_s=60):
+            if not stopping:
+                print("The portal did not start; see the messages above.", file=sys.stderr)
+                code = 1
+        else:
+            print(f"\n  The portal is running at {url}  (Ctrl-C to stop)\n")
+            for login in logins:
+                print(f"  demo {login.role:<7} {login.email}  /  {login.password}")
+            if logins:
+                print()
+            while not stopping:
+                if any(child.poll() is not None for child in children):
+                    print("A portal process stopped; shutting down.", file=sys.stderr)
+                    code = 1
+                    break
+                time.sleep(0.3)
+    finally:
+        _stop(children)
+        if embedded is not None:
+            embedded.stop()
+    print("The portal has stopped.")
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portal", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="migrate, then run Redis (embedded if REDIS_URL is unset), "
+        "the worker and the web server on this machine",
+    )
+    run.add_argument("--demo", action="store_true", help="seed demo expert and client first")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.set_defaults(func=cmd_run)
+
+    web = sub.add_parser("web", help="the production web server")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8000)
+    web.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_WORKERS", "1")),
+        help="processes (default: WEB_WORKERS or 1)",
+    )
+    web.add_argument("--server", choices=["granian", "uvicorn"], default="granian")
+    web.set_defaults(func=cmd_web)
+
+    worker = sub.add_parser("worker", help="a background worker (arq)")
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("demo", help="seed demo data (idempotent)").set_defaults(func=cmd_demo)
+
+    expert = sub.add_parser("create-expert", help="create an expert account")
+    expert.add_argument("--email", required=True)
+    expert.add_argument("--password", help="'-' reads it from standard input; omitted: prompt")
+    expert.add_argument("--slug", required=True, help="public address: /e/<slug>")
+    expert.add_argument("--name", required=True)
+    expert.set_defaults(func=cmd_create_expert)
+
+    client = sub.add_parser("create-client", help="create a client account")
+    client.add_argument("--email", required=True)
+    client.add_argument("--password", help="'-' reads it from standard input; omitted: prompt")
+    client.add_argument("--name", default="")
+    client.set_defaults(func=cmd_create_client)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return int(args.func(args, settings) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""French and English: message catalogs (Babel), the current locale and time zone,
+and formatting of dates and money for the person looking.
+
+Catalogs are the `.po` files under `portal/locale/`, compiled in memory at first use.
+French is the default language; message ids are English.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from io import BytesIO
+from pathlib import Path
+from zoneinfo import ZoneInfo, available_timezones
+
+from babel import Locale, dates, numbers
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+LOCALES = ("fr", "en")
+DEFAULT_LOCALE = "fr"
+DEFAULT_TIMEZONE = "Europe/Paris"
+LOCALE_DIR = Path(__file__).parent / "locale"
+
+_locale: contextvars.ContextVar[str] = contextvars.ContextVar("locale", default=DEFAULT_LOCALE)
+_timezone: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "timezone", default=DEFAULT_TIMEZONE
+)
+
+
+@cache
+def translations(locale: str) -> Translations:
+    po = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
+    if not po.is_file():
+        return Translations()
+    with po.open("rb") as f:
+        catalog = read_po(f, locale=locale)
+    buffer = BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(fp=buffer)
+
+
+def activate(locale: str, timezone: str = DEFAULT_TIMEZONE) -> None:
+    _locale.set(locale if locale in LOCALES else DEFAULT_LOCALE)
+    _timezone.set(timezone)
+
+
+def current_locale() -> str:
+    return _locale.get()
+
+
+def current_timezone() -> str:
+    return _timezone.get()
+
+
+def gettext(message: str) -> str:
+    return translations(_locale.get()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return translations(_locale.get()).ngettext(singular, plural, n)
+
+
+def negotiate(accept_language: str | None) -> str | None:
+    """The best of our locales for an Accept-Language header, or None."""
+    if not accept_language:
+        return None
+    weighted: list[tuple[float, str]] = []
+    for part in accept_language.split(","):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if tag and quality > 0:
+            weighted.append((quality, tag.strip()))
+    weighted.sort(key=lambda pair: -pair[0])  # stable: equal weights keep header order
+    best = Locale.negotiate([tag for _, tag in weighted], LOCALES, sep="-")
+    return str(best) if best else None
+
+
+def format_datetime(value: datetime, fmt: str = "medium") -> str:
+    """A UTC (or any aware) datetime shown in the viewer's zone and language."""
+    return dates.format_datetime(value, fmt, tzinfo=ZoneInfo(_timezone.get()), locale=_locale.get())
+
+
+def format_date(value: date | datetime, fmt: str = "long") -> str:
+    if isinstance(value, datetime):
+        value = value.astimezone(ZoneInfo(_timezone.get())).date()
+    return dates.format_date(value, fmt, locale=_locale.get())
+
+
+def format_money(minor_units: int, currency: str = "EUR") -> str:
+    """Integer minor units (cents) to a localised amount, exactly (no floats)."""
+    digits = numbers.get_currency_precision(currency)
+    amount = Decimal(minor_units).scaleb(-digits)
+    return numbers.format_currency(amount, currency, locale=_locale.get())
+
+
+def format_number(value: int) -> str:
+    return numbers.format_decimal(value, locale=_locale.get())
+
+
+@cache
+def timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+@cache
+def timezone_choices() -> list[str]:
+    """The zones offered in forms: regions only, sorted."""
+    return sorted(tz for tz in timezones() if "/" in tz and not tz.startswith(("Etc/", "SystemV/")))

@@ -1,0 +1,65 @@
+"""Operational state: the worker's heartbeat and the health report behind /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from portal import db
+
+HEARTBEAT_KEY = "portal:worker:heartbeat"
+HEARTBEAT_EVERY_S = 15
+HEARTBEAT_STALE_S = 90  # a worker is "down" after missing several beats
+QUEUE_KEY = "arq:queue"
+CHECK_TIMEOUT_S = 3
+
+
+async def record_heartbeat(redis: Redis) -> None:
+    beat = {
+        "at": datetime.now(UTC).isoformat(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    await redis.set(HEARTBEAT_KEY, json.dumps(beat), ex=24 * 3600)
+
+
+async def _check(coro: Any) -> tuple[bool, str | None]:
+    try:
+        await asyncio.wait_for(coro, CHECK_TIMEOUT_S)
+    except Exception as exc:  # a health check reports any failure instead of raising it
+        return False, f"{type(exc).__name__}: {exc}"[:200]
+    return True, None
+
+
+async def health_report(redis: Redis) -> tuple[bool, dict[str, Any]]:
+    """(healthy, report): healthy when the database, Redis and a worker all answer."""
+    db_ok, db_error = await _check(db.ping())
+    redis_ok, redis_error = await _check(redis.ping())
+    worker: dict[str, Any] = {"ok": False, "last_heartbeat": None, "age_seconds": None}
+    if redis_ok:
+        raw = await redis.get(HEARTBEAT_KEY)
+        worker["queued_jobs"] = await redis.zcard(QUEUE_KEY)
+        if raw:
+            beat = json.loads(raw)
+            age = (datetime.now(UTC) - datetime.fromisoformat(beat["at"])).total_seconds()
+            worker.update(
+                last_heartbeat=beat["at"],
+                age_seconds=round(age, 1),
+                host=beat.get("host"),
+                pid=beat.get("pid"),
+                ok=age <= HEARTBEAT_STALE_S,
+            )
+    healthy = db_ok and redis_ok and worker["ok"]
+    report = {
+        "status": "ok" if healthy else "unavailable",
+        "database": {"ok": db_ok, "engine": db.get_engine().engine_type, "error": db_error},
+        "redis": {"ok": redis_ok, "error": redis_error},
+        "worker": worker,
+    }
+    return healthy, report

@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.params import FromQuery
+from litestar.plugins.flash import flash
+from litestar.response import Redirect
+
+from portal import i18n
+from portal.accounts.services import (
+    normalize_email,
+    user_authenticate,
+    user_change_password,
+    user_create,
+    user_update_profile,
+)
+from portal.accounts.tables import Role, User
+from portal.accounts.throttle import LoginThrottle
+from portal.errors import ValidationFailed
+from portal.i18n import gettext as _
+from portal.routes.forms import Form, client_ip, field, safe_next, see_other, translated
+from portal.web import sessions
+from portal.web.auth import current_user, login_required
+from portal.web.deps import RedisDep
+from portal.web.locale import LANG_COOKIE, TZ_COOKIE
+from portal.web.render import render
+
+ONE_YEAR = 365 * 24 * 3600
+
+
+def _home_for(request: Request[Any, Any, Any], user: User) -> str:
+    return request.app.route_reverse(
+        "expert_dashboard" if user.role == Role.expert.value else "client_dashboard"
+    )
+
+
+@get("/signup", name="signup", include_in_schema=False)
+async def signup_page(request: Request[Any, Any, Any]) -> Response[Any]:
+    if current_user(request):
+        return Redirect(request.app.route_reverse("account"))
+    return render(request, "pages/signup.html", form={}, errors={})
+
+
+@post("/signup", name="signup_submit", include_in_schema=False)
+async def signup_submit(
+    request: Request[Any, Any, Any], data: Form, redis: RedisDep
+) -> Response[Any]:
+    form = {"name": field(data, "name", 200), "email": field(data, "email", 300)}
+    try:
+        user = await user_create(
+            email=form["email"],
+            password=field(data, "password", 2000),
+            name=form["name"],
+            locale=i18n.current_locale(),
+            timezone=i18n.current_timezone(),
+        )
+    except ValidationFailed as exc:
+        return render(
+            request, "pages/signup.html", status_code=422, form=form, errors=translated(exc.errors)
+        )
+    await sessions.login(request, redis, user.id)
+    flash(request, _("Welcome! Your account is ready."), "success")
+    return see_other(request.app.route_reverse("client_dashboard"))
+
+
+@get("/login", name="login", include_in_schema=False)
+async def login_page(
+    request: Request[Any, Any, Any], next: FromQuery[str | None] = None
+) -> Response[Any]:
+    user = current_user(request)
+    if user:
+        return Redirect(safe_next(next, _home_for(request, user)))
+    return render(request, "pages/login.html", form={"next": next or ""}, error=None)
+
+
+@post("/login", name="login_submit", include_in_schema=False)
+async def login_submit(
+    request: Request[Any, Any, Any], data: Form, redis: RedisDep
+) -> Response[Any]:
+    form = {"email": field(data, "email", 300), "next": field(data, "next", 2000)}
+    email, ip = normalize_email(form["email"]), client_ip(request)
+    throttle = LoginThrottle(redis)
+    if wait := await throttle.retry_after(email=email, ip=ip):
+        minutes = -(-wait // 60)
+        error = _("Too many failed attempts. Try again in %(minutes)d minutes.") % {
+            "minutes": minutes
+        }
+        return render(
+            request,
+            "pages/login.html",
+            status_code=429,
+            form=form,
+            error=error,
+            headers={"Retry-After": str(wait)},
+        )
+    user = await user_authenticate(email=email, password=field(data, "password", 2000))
+    if user is None:
+        await throttle.failed(email=email, ip=ip)
+        return render(
+            request,
+            "pages/login.html",
+            status_code=400,
+            form=form,
+            error=_("The email or the password is not correct."),
+        )
+    await throttle.succeeded(email=email, ip=ip)
+    await sessions.login(request, redis, user.id)
+    return see_other(safe_next(form["next"], _home_for(request, user)))
+
+
+@post("/logout", name="logout", include_in_schema=False)
+async def logout(request: Request[Any, Any, Any], redis: RedisDep) -> Response[Any]:
+    await sessions.logout(request, redis)
+    flash(request, _("You are logged out."), "info")
+    return see_other(request.app.route_reverse("home"))
+
+
+def _account_page(
+    request: Request[Any, Any, Any], status_code: int = 200, **context: Any
+) -> Response[Any]:
+    context.setdefault("profile_errors", {})
+    context.setdefault("password_errors", {})
+    return render(request, "pages/account.html", status_code=status_code, **context)
+
+
+@get("/account", name="account", guards=[login_required], include_in_schema=False)
+async def account(request: Request[Any, Any, Any]) -> Response[Any]:
+    return _account_page(request)
+
+
+@post("/account/profile", name="account_profile", guards=[login_required], include_in_schema=False)
+async def account_profile(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    user = current_user(request)
+    assert user is not None
+    try:
+        await user_update_profile(
+            user=user,
+            name=field(data, "name", 200),
+            locale=field(data, "locale", 8),
+            timezone=field(data, "timezone", 64),
+        )
+    except ValidationFailed as exc:
+        return _account_page(request, 422, profile_errors=translated(exc.errors))
+    i18n.activate(user.locale, user.timezone)
+    flash(request, _("Your profile is saved."), "success")
+    return see_other(
+        request.app.route_reverse("account"),
+        cookies=[
+            Cookie(key=LANG_COOKIE, value=user.locale, max_age=ONE_YEAR, samesite="lax"),
+            Cookie(key=TZ_COOKIE, value=user.timezone, max_age=ONE_YEAR, samesite="lax"),
+        ],
+    )
+
+
+@post(
+    "/account/password", name="account_password", guards=[login_required], include_in_schema=False
+)
+async def account_password(
+    request: Request[Any, Any, Any], data: Form, redis: RedisDep
+) -> Response[Any]:
+    user = current_user(request)
+    assert user is not None
+    try:
+        await user_change_password(
+            user=user,
+            current=field(data, "current_password", 2000),
+            new=field(data, "new_password", 2000),
+            confirm=field(data, "confirm_password", 2000),
+        )
+    except ValidationFailed as exc:
+        return _account_page(request, 422, password_errors=translated(exc.errors))
+    await sessions.end_other_sessions(request, redis, user.id)
+    flash(request, _("Your password is changed. Your other sessions are logged out."), "success")
+    return see_other(request.app.route_reverse("account"))
+
+
+ROUTES = [
+    signup_page,
+    signup_submit,
+    login_page,
+    login_submit,
+    logout,
+    account,
+    account_profile,
+    account_password,
+]

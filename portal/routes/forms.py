@@ -1,0 +1,42 @@
+"""Small helpers shared by form handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.params import URLEncodedBody
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_303_SEE_OTHER
+
+from portal.i18n import gettext as _
+
+Form = URLEncodedBody[dict[str, Any]]
+
+
+def field(data: dict[str, Any], name: str, max_length: int = 10_000) -> str:
+    """A form field as one string (a repeated field keeps its first value), bounded."""
+    value = data.get(name, "")
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return str(value)[:max_length]
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only a path on this site: never another host (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return default
+
+
+def translated(errors: dict[str, str]) -> dict[str, str]:
+    return {name: _(message) for name, message in errors.items()}
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def see_other(path: str, **kwargs: Any) -> Redirect:
+    """After a form post: the browser follows with a GET (post/redirect/get)."""
+    return Redirect(path, status_code=HTTP_303_SEE_OTHER, **kwargs)

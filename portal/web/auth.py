@@ -1,0 +1,65 @@
+"""Who is asking: a session user on pages, a bearer token on the JSON API (never a cookie,
+which is why the API needs no CSRF token), and guards for handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from portal.accounts.services import token_user, user_by_id
+from portal.accounts.tables import Role, User
+from portal.web.sessions import SESSION_USER
+
+API_PREFIX = "/api/"
+
+
+def is_api(scope: Scope) -> bool:
+    return scope["path"].startswith(API_PREFIX)
+
+
+def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
+    return connection.scope.get("user")  # type: ignore[return-value]
+
+
+class AuthMiddleware(ASGIMiddleware):
+    def __init__(self, exclude_path_pattern: tuple[str, ...] = ()) -> None:
+        self.exclude_path_pattern = exclude_path_pattern
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        user: User | None = None
+        if is_api(scope):
+            connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope)
+            scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and token:
+                user = await token_user(token.strip())
+                if user is None:
+                    raise NotAuthorizedException("invalid_token")
+            scope["auth"] = "token" if user else None
+        else:
+            session = scope.get("session") or {}
+            user_id = session.get(SESSION_USER) if isinstance(session, dict) else None
+            if user_id is not None:
+                user = await user_by_id(user_id)
+                if user is None:
+                    session.pop(SESSION_USER, None)
+            scope["auth"] = "session" if user else None
+        scope["user"] = user
+        await next_app(scope, receive, send)
+
+
+def login_required(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if current_user(connection) is None:
+        raise NotAuthorizedException("login_required")
+
+
+def expert_required(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    user = current_user(connection)
+    if user is None:
+        raise NotAuthorizedException("login_required")
+    if user.role != Role.expert.value:
+        raise PermissionDeniedException("expert_only")

@@ -1,0 +1,184 @@
+"""One mapping from errors to answers: a JSON body on the API, a page (or fragment) elsewhere.
+
+Never a stack trace: an outage of the database or Redis is a 503 that says so, anything
+unexpected a 500 page, logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+from typing import Any
+from urllib.parse import urlencode
+
+from asyncpg.exceptions import PostgresConnectionError, TooManyConnectionsError
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.response import Redirect, Template
+from litestar.status_codes import (
+    HTTP_401_UNAUTHORIZED,
+    HTTP_403_FORBIDDEN,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from portal.errors import DomainError, ValidationFailed
+from portal.i18n import gettext as _
+from portal.web.auth import is_api
+from portal.web.locale import activate_for
+
+log = logging.getLogger(__name__)
+
+# Domain error codes that mean something precise over HTTP; the rest are 400.
+DOMAIN_STATUS = {
+    "validation_failed": 422,
+    "not_found": 404,
+    "forbidden": 403,
+    "conflict": 409,
+    "slot_taken": 409,
+    "insufficient_credits": 402,
+    "throttled": 429,
+}
+
+OUTAGES: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    PostgresConnectionError,
+    TooManyConnectionsError,
+    ConnectionError,
+    sqlite3.OperationalError,
+)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "validation_failed",
+    429: "throttled",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
+def _json(status: int, code: str, detail: str, **extra: Any) -> Response[Any]:
+    return Response(
+        {"code": code, "detail": detail, **extra}, status_code=status, media_type=MediaType.JSON
+    )
+
+
+def _page(request: Request[Any, Any, Any], status: int, kind: str, **context: Any) -> Response[Any]:
+    return Template(
+        "errors/error.html",
+        context={"status": status, "kind": kind, **context},
+        status_code=status,
+        headers={"Vary": "HX-Request"},
+    )
+
+
+_FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`|at `\$\.([A-Za-z_][\w]*)")
+
+
+def _field_errors(exc: ValidationException) -> dict[str, str]:
+    """Field name -> message, from Litestar's (msgspec's) validation details."""
+    errors: dict[str, str] = {}
+    for item in exc.extra or []:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", "invalid"))
+        key = str(item.get("key") or "body")
+        if key == "data" and (match := _FIELD_IN_MESSAGE.search(message)):
+            key = match.group(1) or match.group(2)
+        errors[key] = message
+    return errors
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    activate_for(request)
+    status = DOMAIN_STATUS.get(exc.code, 400)
+    if is_api(request.scope):
+        extra = (
+            {"errors": {k: _(v) for k, v in exc.errors.items()}}
+            if isinstance(exc, ValidationFailed)
+            else {}
+        )
+        return _json(status, exc.code, _(exc.message), **extra)
+    return _page(request, status, "domain", message=_(exc.message))
+
+
+def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    activate_for(request)
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        status = HTTP_422_UNPROCESSABLE_ENTITY
+    api = is_api(request.scope)
+    if isinstance(exc, NotAuthorizedException) and not api:
+        next_path = request.url.path
+        if request.url.query:
+            next_path += "?" + request.url.query
+        return Redirect(request.app.route_reverse("login") + "?" + urlencode({"next": next_path}))
+    if api:
+        if isinstance(exc, ValidationException):
+            return _json(
+                status,
+                "validation_failed",
+                _("The request is not valid."),
+                errors=_field_errors(exc),
+            )
+        code = HTTP_CODES.get(status, "error")
+        if status == HTTP_401_UNAUTHORIZED:
+            return _json(status, code, _("Authentication required: send a valid bearer token."))
+        response = _json(status, code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+    if (
+        status == HTTP_403_FORBIDDEN
+        and isinstance(exc, PermissionDeniedException)
+        and ("csrf" in str(exc.detail).lower())
+    ):
+        return _page(request, status, "csrf", retry=request.headers.get("referer"))
+    if isinstance(exc, ValidationException):
+        return _page(request, status, "invalid", errors=_field_errors(exc))
+    response = _page(request, status, "http", retry_after=(exc.headers or {}).get("Retry-After"))
+    response.headers.update(exc.headers or {})
+    return response
+
+
+def handle_outage(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("service unavailable: %s: %s", type(exc).__name__, exc)
+    activate_for(request)
+    if is_api(request.scope):
+        return _json(
+            HTTP_503_SERVICE_UNAVAILABLE,
+            "unavailable",
+            _("The service is temporarily unavailable. Please try again shortly."),
+        )
+    return _page(request, HTTP_503_SERVICE_UNAVAILABLE, "outage")
+
+
+def handle_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, OUTAGES):
+        return handle_outage(request, exc)
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    activate_for(request)
+    if is_api(request.scope):
+        return _json(HTTP_500_INTERNAL_SERVER_ERROR, "server_error", _("Server error."))
+    return _page(request, HTTP_500_INTERNAL_SERVER_ERROR, "server")
+
+
+EXCEPTION_HANDLERS = {
+    DomainError: handle_domain_error,
+    HTTPException: handle_http_error,
+    Exception: handle_server_error,
+}

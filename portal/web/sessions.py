@@ -1,0 +1,130 @@
+"""Server-side sessions in Redis, with an id that is only ever one we issued.
+
+Litestar's backend adopts whatever id a cookie carries and never changes it. Here:
+- an id is accepted only if the store holds data for it (a planted id is ignored);
+- `rotate()` (called at login and password change) moves the data to a fresh id and
+  deletes the old one from the store, so a fixed or stolen pre-login id is worthless;
+- an empty session is never stored and sets no cookie (anonymous visits cost nothing).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.middleware.session.server_side import (
+    ServerSideSessionBackend,
+    ServerSideSessionConfig,
+)
+from litestar.types import Empty, Message, ScopeSession
+from litestar.utils.dataclass import extract_dataclass_items
+from redis.asyncio import Redis
+
+SCOPE_SID = "portal.session_id"
+SCOPE_STORED = "portal.stored_session_id"  # the id whose data was loaded from the store
+SCOPE_RETIRED = "portal.retired_session_ids"
+SESSION_KEY = "portal_session"  # the cookie's name
+SESSION_USER = "uid"
+SESSION_ID_BYTES = 32
+SESSION_MAX_AGE = 14 * 24 * 3600
+STORE_NAME = "sessions"
+
+
+class PortalSessionBackend(ServerSideSessionBackend):
+    async def load_from_connection(self, connection: ASGIConnection) -> dict[str, Any]:
+        session_id = connection.cookies.get(self.config.key)
+        if session_id and session_id != "null":
+            store = self.config.get_store_from_app(connection.scope["app"])
+            data = await self.get(session_id, store=store)
+            if data is not None:
+                connection.scope[SCOPE_SID] = session_id  # type: ignore[literal-required]
+                connection.scope[SCOPE_STORED] = session_id  # type: ignore[literal-required]
+                return self.deserialize_data(data)
+        return {}
+
+    def get_session_id(self, connection: ASGIConnection) -> str:
+        session_id = connection.scope.get(SCOPE_SID)  # type: ignore[misc]
+        if not session_id:
+            session_id = self.generate_session_id()
+            connection.scope[SCOPE_SID] = session_id  # type: ignore[literal-required]
+        return session_id
+
+    async def store_in_message(
+        self, scope_session: ScopeSession, message: Message, connection: ASGIConnection
+    ) -> None:
+        store = self.config.get_store_from_app(connection.scope["app"])
+        retired = connection.scope.get(SCOPE_RETIRED, ())  # type: ignore[misc]
+        for session_id in retired:
+            await self.delete(session_id, store=store)
+        had_cookie = bool(connection.cookies.get(self.config.key))
+        if scope_session is Empty or not scope_session:
+            stored = connection.scope.get(SCOPE_STORED)  # type: ignore[misc]
+            if stored and stored not in retired:
+                await self.delete(stored, store=store)
+            if had_cookie:
+                params = dict(
+                    extract_dataclass_items(
+                        self.config, exclude_none=True, include=Cookie.__dict__.keys()
+                    )
+                )
+                MutableScopeHeaders.from_message(message).add(
+                    "Set-Cookie",
+                    Cookie(value="null", key=self.config.key, expires=0, **params).to_header(
+                        header=""
+                    ),
+                )
+            return
+        await super().store_in_message(scope_session, message, connection)
+
+
+@dataclass
+class PortalSessionConfig(ServerSideSessionConfig):
+    _backend_class = PortalSessionBackend  # type: ignore[assignment]
+
+
+def _rotate(connection: ASGIConnection) -> str:
+    """Give this session a fresh id; the old one is deleted when the response goes out."""
+    old = connection.scope.get(SCOPE_SID)  # type: ignore[misc]
+    if old:
+        connection.scope.setdefault(SCOPE_RETIRED, []).append(old)  # type: ignore[misc]
+    session_id = secrets.token_hex(SESSION_ID_BYTES)
+    connection.scope[SCOPE_SID] = session_id  # type: ignore[literal-required]
+    return session_id
+
+
+def _user_sessions_key(user_id: int) -> str:
+    return f"portal:user-sessions:{user_id}"
+
+
+async def login(request: Request, redis: Redis, user_id: int) -> None:
+    """Start an authenticated session under a new id (no session fixation)."""
+    session_id = _rotate(request)
+    request.session.pop(SESSION_USER, None)
+    request.session[SESSION_USER] = user_id
+    key = _user_sessions_key(user_id)
+    await redis.sadd(key, session_id)
+    await redis.expire(key, SESSION_MAX_AGE)
+
+
+async def logout(request: Request, redis: Redis) -> None:
+    """End the session server-side: its data is deleted from the store."""
+    user_id = request.session.get(SESSION_USER)
+    session_id = request.scope.get(SCOPE_SID)  # type: ignore[misc]
+    if user_id is not None and session_id:
+        await redis.srem(_user_sessions_key(user_id), session_id)
+    _rotate(request)  # whatever is stored next (a flash message) lives under a new id
+    request.session.clear()
+
+
+async def end_other_sessions(request: Request, redis: Redis, user_id: int) -> None:
+    """After a password change: this browser stays in (under a new id), every other is out."""
+    store = request.app.stores.get(STORE_NAME)
+    key = _user_sessions_key(user_id)
+    for member in await redis.smembers(key):
+        await store.delete(member.decode() if isinstance(member, bytes) else member)
+    await redis.delete(key)
+    await login(request, redis, user_id)

@@ -1,0 +1,116 @@
+"""CSRF on every unsafe request, login throttling shared through Redis, host checks."""
+
+from __future__ import annotations
+
+from httpx import AsyncClient
+
+from portal.accounts.throttle import LIMIT
+from tests.support import PASSWORD, csrf_token, login, make_user, post_form
+
+
+async def test_form_post_without_csrf_token_is_refused_with_an_explanation(
+    client: AsyncClient,
+) -> None:
+    await make_user("a@example.org")
+    await client.get("/login")  # the browser has the CSRF cookie, but the form lacks the field
+    response = await client.post(
+        "/login",
+        data={"email": "a@example.org", "password": PASSWORD},
+        headers={"Referer": "http://127.0.0.1:8000/login"},
+    )
+    assert response.status_code == 403
+    assert "Ce formulaire a expiré" in response.text
+    assert "Rien n’a été enregistré." in response.text
+    assert 'href="http://127.0.0.1:8000/login"' in response.text  # a way to retry
+    assert "portal_session" not in response.headers.get("set-cookie", "")
+
+
+async def test_stale_token_from_another_browser_is_refused(
+    client: AsyncClient, other_client: AsyncClient
+) -> None:
+    await make_user("a@example.org")
+    foreign = await csrf_token(other_client)
+    await client.get("/login")
+    response = await client.post(
+        "/login", data={"email": "a@example.org", "password": PASSWORD, "_csrf_token": foreign}
+    )
+    assert response.status_code == 403
+
+
+async def test_htmx_post_without_token_is_refused_and_with_header_accepted(
+    client: AsyncClient,
+) -> None:
+    await make_user("a@example.org")
+    await login(client, "a@example.org")
+    refused = await client.post("/logout", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert refused.status_code == 403
+    assert (await client.get("/me")).status_code == 200  # still logged in
+    token = await csrf_token(client, "/me")
+    accepted = await client.post(
+        "/logout", headers={"HX-Request": "true", "x-csrftoken": token}, follow_redirects=False
+    )
+    assert accepted.status_code == 303
+    assert (await client.get("/me", follow_redirects=False)).status_code == 302
+
+
+async def test_every_page_form_carries_the_token(client: AsyncClient) -> None:
+    await make_user("a@example.org")
+    await login(client, "a@example.org")
+    page = (await client.get("/account")).text
+    assert page.count('name="_csrf_token"') == page.count("<form")
+    assert '"x-csrftoken":' in page  # htmx sends it as a header too
+
+
+async def test_login_throttle_is_shared_by_two_app_instances(
+    client: AsyncClient, other_client: AsyncClient
+) -> None:
+    await make_user("a@example.org")
+    for _ in range(LIMIT):
+        response = await post_form(client, "/login", {"email": "a@example.org", "password": "bad"})
+        assert response.status_code == 400
+    # The other process refuses too, even with the right password.
+    blocked = await post_form(
+        other_client, "/login", {"email": "A@example.org", "password": PASSWORD}
+    )
+    assert blocked.status_code == 429
+    assert "Trop de tentatives échouées. Réessayez dans 15 minutes." in blocked.text
+    assert 0 < int(blocked.headers["retry-after"]) <= 900
+    api = await other_client.post(
+        "/api/v1/tokens", json={"email": "a@example.org", "password": PASSWORD}
+    )
+    assert api.status_code == 429
+    assert api.json()["code"] == "throttled"
+
+
+async def test_throttle_counts_per_address_across_accounts(client: AsyncClient) -> None:
+    await make_user("victim@example.org")
+    for n in range(LIMIT):
+        await post_form(client, "/login", {"email": f"guess{n}@example.org", "password": "bad"})
+    blocked = await post_form(
+        client, "/login", {"email": "victim@example.org", "password": PASSWORD}
+    )
+    assert blocked.status_code == 429
+
+
+async def test_success_resets_the_account_counter(client: AsyncClient) -> None:
+    await make_user("a@example.org")
+    for _ in range(LIMIT - 1):
+        await post_form(client, "/login", {"email": "a@example.org", "password": "bad"})
+    await login(client, "a@example.org")
+    await post_form(client, "/logout", {}, from_page="/me")
+    bad = await post_form(client, "/login", {"email": "a@example.org", "password": "bad"})
+    assert bad.status_code == 400  # not 429: the account's failures were forgotten at success
+
+
+async def test_unknown_host_is_refused(client: AsyncClient) -> None:
+    response = await client.get("/", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_host"
+
+
+async def test_user_text_is_escaped(client: AsyncClient) -> None:
+    await make_user("a@example.org", name="<script>alert(1)</script>")
+    await login(client, "a@example.org")
+    page = (await client.get("/me")).text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

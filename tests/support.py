@@ -1,0 +1,100 @@
+"""Factories and HTTP helpers shared by the tests."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from httpx import AsyncClient
+from piccolo.apps.migrations.tables import Migration
+
+from portal.accounts.passwords import HASHER
+from portal.accounts.tables import Expert, Role, User
+from portal.db import get_engine, is_postgres
+from portal.redis import connect
+
+PASSWORD = "correct horse battery staple"
+_PASSWORD_HASH = HASHER.hash(PASSWORD)  # hashed once: argon2id is slow on purpose
+
+_CSRF_RE = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+
+def all_tables() -> list[Any]:
+    from piccolo.conf.apps import Finder
+
+    return [t for t in Finder().get_table_classes() if t is not Migration]
+
+
+async def reset_database() -> None:
+    tables = all_tables()
+    if is_postgres():
+        names = ", ".join(f'"{t._meta.tablename}"' for t in tables)
+        await get_engine().run_ddl(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    else:
+        for table in reversed(tables):
+            await get_engine().run_ddl(f'DELETE FROM "{table._meta.tablename}"')
+
+
+async def reset_redis(url: str) -> None:
+    redis = connect(url)
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
+
+
+async def make_user(
+    email: str = "client@example.org",
+    *,
+    role: Role = Role.client,
+    locale: str = "fr",
+    timezone: str = "Europe/Paris",
+    name: str = "Camille Client",
+) -> User:
+    user = User(
+        email=email,
+        password_hash=_PASSWORD_HASH,
+        role=role.value,
+        locale=locale,
+        timezone=timezone,
+        name=name,
+    )
+    await user.save()
+    return user
+
+
+async def make_expert(email: str = "expert@example.org", slug: str = "alice-expert") -> Expert:
+    user = await make_user(email, role=Role.expert, name="Alice Expert")
+    expert = Expert(user=user.id, slug=slug, display_name="Alice Expert")
+    await expert.save()
+    return expert
+
+
+def csrf_from(html: str) -> str:
+    match = _CSRF_RE.search(html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+async def csrf_token(client: AsyncClient, path: str = "/login") -> str:
+    response = await client.get(path)
+    return csrf_from(response.text)
+
+
+async def post_form(
+    client: AsyncClient,
+    path: str,
+    data: dict[str, str],
+    *,
+    from_page: str = "/login",
+    **kwargs: Any,
+) -> Any:
+    token = await csrf_token(client, from_page)
+    kwargs.setdefault("follow_redirects", False)
+    return await client.post(path, data={**data, "_csrf_token": token}, **kwargs)
+
+
+async def login(client: AsyncClient, email: str, password: str = PASSWORD) -> Any:
+    response = await post_form(client, "/login", {"email": email, "password": password})
+    assert response.status_code in (302, 303), response.text
+    return response

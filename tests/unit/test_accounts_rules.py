@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from portal.accounts.passwords import HASHER
+from portal.accounts.services import normalize_email
+from portal.routes.forms import safe_next
+from portal.web.hosts import _hostname, allowed_hosts
+
+
+def test_argon2id_parameters_meet_the_minimum() -> None:
+    encoded = HASHER.hash("a password")
+    assert encoded.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("  Alice@Example.COM ", "alice@example.com"),
+        ("ＡＬＩＣＥ@example.com", "alice@example.com"),  # full-width letters (NFKC)
+    ],
+)
+def test_emails_have_one_spelling(raw: str, normalised: str) -> None:
+    assert normalize_email(raw) == normalised
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/me", "/me"),
+        ("/account?tab=1", "/account?tab=1"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("", "/"),
+        (None, "/"),
+    ],
+)
+def test_redirects_stay_on_site(target: str | None, expected: str) -> None:
+    assert safe_next(target, "/") == expected
+
+
+def test_host_names_ignore_the_port() -> None:
+    assert _hostname("127.0.0.1:8123") == "127.0.0.1"
+    assert _hostname("Portal.Example.fr") == "portal.example.fr"
+    assert _hostname("[::1]:8000") == "[::1]"
+    assert "localhost" in allowed_hosts("127.0.0.1")
+    assert allowed_hosts("portal.example.fr") == frozenset({"portal.example.fr"})

@@ -1,0 +1,1 @@
+"""Background work: arq settings, jobs and cron schedules. Jobs call domain services."""
