@@ -210,6 +210,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         ),
     ]
     url = f"http://{args.host}:{args.port}"
+    print(f"\n  The portal is starting at {url}", flush=True)
+    for login in logins:
+        print(f"  demo {login.role:<7} {login.email}  /  {login.password}", flush=True)
     code = 0
     try:
         if not _wait_until_up(f"{url}/healthz", children, timeout_s=60):
@@ -217,11 +220,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 print("The portal did not start; see the messages above.", file=sys.stderr)
                 code = 1
         else:
-            print(f"\n  The portal is running at {url}  (Ctrl-C to stop)\n")
-            for login in logins:
-                print(f"  demo {login.role:<7} {login.email}  /  {login.password}")
-            if logins:
-                print()
+            print(f"\n  Ready: open {url}  (Ctrl-C stops everything)\n", flush=True)
             while not stopping:
                 if any(child.poll() is not None for child in children):
                     print("A portal process stopped; shutting down.", file=sys.stderr)
@@ -232,7 +231,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         _stop(children)
         if embedded is not None:
             embedded.stop()
-    print("The portal has stopped.")
+    print("The portal has stopped.", flush=True)
     return code
 
 
