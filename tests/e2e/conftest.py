@@ -69,8 +69,10 @@ def clean_sync() -> None:
         pool.submit(asyncio.run, _reset()).result()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module: Playwright's sync API holds an event loop in this thread while it runs,
+    which async tests collected afterwards could not share."""
     if not CHROMIUM.exists():
         message = "Chromium is missing: apt-get install -y chromium"
         if os.environ.get("CI"):
