@@ -42,7 +42,7 @@ messages: install ## Extract messages and update the fr and en catalogs
 	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k _ -o portal/locale/messages.pot \
 		--no-location --sort-output --project portal .
 	$(VENV)/bin/pybabel update -i portal/locale/messages.pot -d portal/locale \
-		--no-location --width 100 --ignore-obsolete
+		--width 100 --ignore-obsolete --no-fuzzy-matching
 
 clean: ## Remove the virtual environment and local data (var/)
 	rm -rf $(VENV) var test-artifacts

@@ -49,11 +49,13 @@ def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
         date=i18n.format_date,
         money=i18n.format_money,
         number=i18n.format_number,
+        minutes=i18n.format_minutes,
     )
     env.globals.update(
         current_locale=i18n.current_locale,
         current_timezone=i18n.current_timezone,
         timezone_choices=i18n.timezone_choices,
+        weekday_name=i18n.weekday_name,
         current_user=current_user,
         htmx_file=HTMX_FILE,
         base_url=settings.base_url,

@@ -20,7 +20,7 @@ from piccolo.engine.finder import engine_finder
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
-APPS = ["portal.accounts.piccolo_app"]
+APPS = ["portal.accounts.piccolo_app", "portal.charter.piccolo_app"]
 
 SQLITE_BUSY_TIMEOUT_S = 15
 POOL_MAX = 20

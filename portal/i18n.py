@@ -103,6 +103,21 @@ def format_money(minor_units: int, currency: str = "EUR") -> str:
     return numbers.format_currency(amount, currency, locale=_locale.get())
 
 
+def format_minutes(minutes: int) -> str:
+    """A duration the way people say it: "45 min", "1 h", "1 h 30"."""
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest}\u00a0min"
+    if not rest:
+        return f"{hours}\u00a0h"
+    return f"{hours}\u00a0h\u00a0{rest:02d}"
+
+
+def weekday_name(index: int) -> str:
+    """0 is Monday."""
+    return dates.get_day_names("wide", locale=_locale.get())[index].capitalize()
+
+
 def format_number(value: int) -> str:
     return numbers.format_decimal(value, locale=_locale.get())
 

@@ -10,6 +10,8 @@ from piccolo.apps.migrations.tables import Migration
 
 from portal.accounts.passwords import HASHER
 from portal.accounts.tables import Expert, Role, User
+from portal.charter.rules import Rules
+from portal.charter.services import charter_publish, draft_save, pack_create
 from portal.db import get_engine, is_postgres
 from portal.redis import connect
 
@@ -98,3 +100,18 @@ async def login(client: AsyncClient, email: str, password: str = PASSWORD) -> An
     response = await post_form(client, "/login", {"email": email, "password": password})
     assert response.status_code in (302, 303), response.text
     return response
+
+
+async def make_published_expert(
+    email: str = "expert@example.org",
+    slug: str = "alice-expert",
+    rules: Rules | None = None,
+    packs: tuple[tuple[str, int, int], ...] = (("Starter", 10, 400_00),),
+) -> Expert:
+    """An expert with version 1 of a charter published and packs on sale."""
+    expert = await make_expert(email, slug)
+    await draft_save(expert=expert, rules=rules or Rules())
+    await charter_publish(expert=expert)
+    for name, credits, price_minor in packs:
+        await pack_create(expert=expert, name=name, credits=credits, price_minor=price_minor)
+    return expert

@@ -21,6 +21,7 @@ from portal.accounts.services import (
 from portal.accounts.tables import User
 from portal.accounts.throttle import LoginThrottle
 from portal.i18n import gettext as _
+from portal.routes import api_charter
 from portal.routes.forms import client_ip
 from portal.web.auth import current_user, login_required
 from portal.web.deps import RedisDep
@@ -73,6 +74,7 @@ def _error(
 
 @post(
     "/tokens",
+    tags=["accounts"],
     name="api_token_create",
     status_code=HTTP_201_CREATED,
     security=[],
@@ -109,6 +111,7 @@ async def token_create_handler(
 
 @delete(
     "/tokens/current",
+    tags=["accounts"],
     name="api_token_revoke",
     guards=[login_required],
     status_code=HTTP_204_NO_CONTENT,
@@ -120,7 +123,7 @@ async def token_revoke_handler(request: Request[Any, Any, Any]) -> None:
         raise NotAuthorizedException("invalid_token")
 
 
-@get("/me", name="api_me", guards=[login_required])
+@get("/me", name="api_me", guards=[login_required], tags=["accounts"])
 async def me(request: Request[Any, Any, Any]) -> UserOut:
     """The account the token belongs to."""
     user = current_user(request)
@@ -130,7 +133,6 @@ async def me(request: Request[Any, Any, Any]) -> UserOut:
 
 router = Router(
     path="/api/v1",
-    route_handlers=[token_create_handler, token_revoke_handler, me],
-    tags=["accounts"],
+    route_handlers=[token_create_handler, token_revoke_handler, me, *api_charter.HANDLERS],
     security=[{"BearerToken": []}],
 )

@@ -1,23 +1,225 @@
+"""The expert's space: dashboard, charter editor and publication, credit packs."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response, Router, get, post
+from litestar.params import FromPath
+from litestar.plugins.flash import flash
 
 from portal.accounts.services import expert_for_user
-from portal.errors import NotFound
+from portal.accounts.tables import Expert
+from portal.charter import rules as charter_rules
+from portal.charter.presentation import changes
+from portal.charter.services import (
+    charter_publish,
+    draft_get,
+    draft_save,
+    pack_create,
+    pack_set_active,
+    packs_for,
+    version_current,
+    version_get,
+    versions_list,
+)
+from portal.errors import NotFound, ValidationFailed
+from portal.i18n import gettext as _
+from portal.routes.charter import money_table
+from portal.routes.forms import Form, field, see_other, translated
 from portal.web.auth import current_user, expert_required
 from portal.web.render import render
 
 
-@get("/expert", name="expert_dashboard", guards=[expert_required], include_in_schema=False)
-async def expert_dashboard(request: Request[Any, Any, Any]) -> Response[Any]:
+async def _expert(request: Request[Any, Any, Any]) -> Expert:
     user = current_user(request)
-    assert user is not None
-    expert = await expert_for_user(user)
+    expert = await expert_for_user(user) if user else None
     if expert is None:
         raise NotFound()
-    return render(request, "pages/expert/dashboard.html", expert=expert)
+    return expert
 
 
-ROUTES = [expert_dashboard]
+def _form_strings(data: dict[str, Any]) -> dict[str, str]:
+    return {name: field(data, name, charter_rules.MAX_TEXT + 100) for name in data}
+
+
+@get("/", name="expert_dashboard")
+async def dashboard(request: Request[Any, Any, Any]) -> Response[Any]:
+    expert = await _expert(request)
+    return render(
+        request,
+        "pages/expert/dashboard.html",
+        expert=expert,
+        current=await version_current(expert=expert),
+        packs=await packs_for(expert=expert),
+    )
+
+
+async def _editor(
+    request: Request[Any, Any, Any],
+    expert: Expert,
+    form: dict[str, str],
+    rules: charter_rules.Rules | None,
+    errors: dict[str, str],
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+) -> Response[Any]:
+    packs = await packs_for(expert=expert)
+    return render(
+        request,
+        "pages/expert/charter_edit.html",
+        block=block,
+        status_code=status_code,
+        expert=expert,
+        form=form,
+        rules=rules,
+        errors=translated(errors),
+        money=money_table(rules, packs) if rules else {},
+        current=await version_current(expert=expert),
+        versions=await versions_list(expert=expert),
+        weekdays=charter_rules.WEEKDAYS,
+        durations=charter_rules.DURATIONS,
+    )
+
+
+@get("/charter", name="expert_charter")
+async def charter_edit(request: Request[Any, Any, Any]) -> Response[Any]:
+    expert = await _expert(request)
+    rules = await draft_get(expert=expert)
+    return await _editor(request, expert, charter_rules.to_form(rules), rules, {})
+
+
+@post("/charter", name="expert_charter_save")
+async def charter_save(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    expert = await _expert(request)
+    form = _form_strings(data)
+    rules, errors = charter_rules.from_form(form)
+    if errors or rules is None:
+        return await _editor(request, expert, form, None, errors, status_code=422)
+    await draft_save(expert=expert, rules=rules)
+    flash(request, _("Draft saved. Clients still see the published version."), "success")
+    return see_other(request.app.route_reverse("expert_charter"))
+
+
+@post("/charter/preview", name="expert_charter_preview")
+async def charter_preview(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    """The charter as clients would read it, from the form being typed (nothing saved)."""
+    expert = await _expert(request)
+    form = _form_strings(data)
+    rules, errors = charter_rules.from_form(form)
+    return await _editor(request, expert, form, None if errors else rules, errors, block="preview")
+
+
+@get("/charter/publish", name="expert_charter_review")
+async def charter_review(request: Request[Any, Any, Any]) -> Response[Any]:
+    expert = await _expert(request)
+    draft = await draft_get(expert=expert)
+    current = await version_current(expert=expert)
+    return render(
+        request,
+        "pages/expert/charter_publish.html",
+        expert=expert,
+        current=current,
+        rows=changes(current.rules if current else None, draft),
+        errors=translated(charter_rules.validate(draft)),
+    )
+
+
+@post("/charter/publish", name="expert_charter_publish")
+async def charter_publish_handler(request: Request[Any, Any, Any]) -> Response[Any]:
+    expert = await _expert(request)
+    published = await charter_publish(expert=expert)
+    flash(request, _("Version %(number)d is published.") % {"number": published.number}, "success")
+    return see_other(request.app.route_reverse("expert_charter"))
+
+
+@get("/charter/versions/{number:int}", name="expert_charter_version")
+async def charter_version(request: Request[Any, Any, Any], number: FromPath[int]) -> Response[Any]:
+    expert = await _expert(request)
+    version = await version_get(expert=expert, number=number)
+    return render(
+        request,
+        "pages/expert/charter_version.html",
+        expert=expert,
+        version=version,
+        money=money_table(version.rules, await packs_for(expert=expert)),
+    )
+
+
+def _packs_page(
+    request: Request[Any, Any, Any],
+    packs: list[Any],
+    form: dict[str, str],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response[Any]:
+    return render(
+        request,
+        "pages/expert/packs.html",
+        packs=packs,
+        form=form,
+        errors=translated(errors),
+        status_code=status_code,
+    )
+
+
+@get("/packs", name="expert_packs")
+async def packs_page(request: Request[Any, Any, Any]) -> Response[Any]:
+    expert = await _expert(request)
+    return _packs_page(request, await packs_for(expert=expert, active_only=False), {}, {})
+
+
+@post("/packs", name="expert_pack_create")
+async def pack_create_handler(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    expert = await _expert(request)
+    form = {name: field(data, name, 100) for name in ("name", "credits", "price")}
+    price_minor = charter_rules.parse_amount(form["price"]) or 0  # 0 is refused with a message
+    credits = int(form["credits"]) if form["credits"].strip().isdigit() else 0
+    try:
+        await pack_create(
+            expert=expert, name=form["name"], credits=credits, price_minor=price_minor
+        )
+    except ValidationFailed as exc:
+        packs = await packs_for(expert=expert, active_only=False)
+        return _packs_page(request, packs, form, exc.errors, status_code=422)
+    flash(request, _("The pack is on sale."), "success")
+    return see_other(request.app.route_reverse("expert_packs"))
+
+
+@post("/packs/{pack_id:int}/archive", name="expert_pack_archive")
+async def pack_archive(request: Request[Any, Any, Any], pack_id: FromPath[int]) -> Response[Any]:
+    await pack_set_active(expert=await _expert(request), pack_id=pack_id, active=False)
+    flash(
+        request,
+        _("The pack is archived: it is no longer sold. Credits already bought are kept."),
+        "info",
+    )
+    return see_other(request.app.route_reverse("expert_packs"))
+
+
+@post("/packs/{pack_id:int}/restore", name="expert_pack_restore")
+async def pack_restore(request: Request[Any, Any, Any], pack_id: FromPath[int]) -> Response[Any]:
+    await pack_set_active(expert=await _expert(request), pack_id=pack_id, active=True)
+    flash(request, _("The pack is on sale again."), "success")
+    return see_other(request.app.route_reverse("expert_packs"))
+
+
+router = Router(
+    path="/expert",
+    route_handlers=[
+        dashboard,
+        charter_edit,
+        charter_save,
+        charter_preview,
+        charter_review,
+        charter_publish_handler,
+        charter_version,
+        packs_page,
+        pack_create_handler,
+        pack_archive,
+        pack_restore,
+    ],
+    guards=[expert_required],
+    include_in_schema=False,
+)

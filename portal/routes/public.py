@@ -8,7 +8,7 @@ from litestar.response import File
 
 from portal import i18n
 from portal.accounts.services import user_set_locale
-from portal.accounts.tables import Expert
+from portal.charter.services import published_experts
 from portal.routes.forms import Form, field, safe_next, see_other
 from portal.web import STATIC_DIR
 from portal.web.auth import current_user
@@ -20,10 +20,7 @@ ONE_YEAR = 365 * 24 * 3600
 
 @get("/", name="home", include_in_schema=False)
 async def home(request: Request[Any, Any, Any]) -> Response[Any]:
-    experts = await Expert.select(Expert.slug, Expert.display_name, Expert.headline).order_by(
-        Expert.display_name
-    )
-    return render(request, "pages/home.html", experts=experts)
+    return render(request, "pages/home.html", experts=await published_experts())
 
 
 @post("/lang", name="set_language", include_in_schema=False)

@@ -20,6 +20,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.plugins.htmx import ClientRedirect, HTMXRequest
 from litestar.response import Redirect, Template
 from litestar.status_codes import (
     HTTP_401_UNAUTHORIZED,
@@ -127,7 +128,10 @@ def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
         next_path = request.url.path
         if request.url.query:
             next_path += "?" + request.url.query
-        return Redirect(request.app.route_reverse("login") + "?" + urlencode({"next": next_path}))
+        login = request.app.route_reverse("login") + "?" + urlencode({"next": next_path})
+        if isinstance(request, HTMXRequest) and request.htmx:
+            return ClientRedirect(login)  # a whole page, not a login form inside a fragment
+        return Redirect(login)
     if api:
         if isinstance(exc, ValidationException):
             return _json(

@@ -35,8 +35,11 @@ def live_server() -> Iterator[str]:
     port = _free_port()
     log = (TMP / "e2e-web.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "portal.cli", "web", "--port", str(port)], cwd=TMP,
-        env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "portal.cli", "web", "--port", str(port)],
+        cwd=TMP,
+        env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -44,7 +47,7 @@ def live_server() -> Iterator[str]:
         while time.monotonic() < deadline:
             assert process.poll() is None, (TMP / "e2e-web.log").read_text()
             try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1)  # noqa: S310
+                urllib.request.urlopen(f"{url}/healthz", timeout=1)
                 break
             except urllib.error.HTTPError:
                 break  # it answers (503 without a worker is fine here)
@@ -84,9 +87,13 @@ def browser() -> Iterator[Any]:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
             args=[
-                "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
             ],
         )
         yield browser

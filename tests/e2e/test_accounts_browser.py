@@ -32,7 +32,7 @@ def test_signup_login_language_logout(page: Any, artifacts: Path) -> None:
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Créer mon compte").click()
     expect(page).to_have_url("/me")
-    expect(page.locator(".alert-success")).to_have_text("Bienvenue ! Votre compte est prêt.")
+    expect(page.locator(".alert-success")).to_have_text("Bienvenue\u202f! Votre compte est prêt.")
     expect(page.locator("h1")).to_have_text("Bonjour Camille")
     page.screenshot(path=artifacts / "03-me-fr.png", full_page=True)
 

@@ -22,7 +22,9 @@ from tests.conftest import TMP
 PORTAL = [sys.executable, "-m", "portal.cli"]
 
 
-def portal(*args: str, stdin: str | None = None, cwd: Path = TMP) -> subprocess.CompletedProcess[str]:
+def portal(
+    *args: str, stdin: str | None = None, cwd: Path = TMP
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*PORTAL, *args], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=60
     )
@@ -30,8 +32,16 @@ def portal(*args: str, stdin: str | None = None, cwd: Path = TMP) -> subprocess.
 
 async def test_create_expert_and_client_from_the_shell() -> None:
     done = portal(
-        "create-expert", "--email", "Claire@Example.org", "--password", "-",
-        "--slug", "claire-martin", "--name", "Claire Martin", stdin="a long enough secret\n",
+        "create-expert",
+        "--email",
+        "Claire@Example.org",
+        "--password",
+        "-",
+        "--slug",
+        "claire-martin",
+        "--name",
+        "Claire Martin",
+        stdin="a long enough secret\n",
     )
     assert done.returncode == 0, done.stderr
     assert "claire-martin" in done.stdout
@@ -39,8 +49,15 @@ async def test_create_expert_and_client_from_the_shell() -> None:
     assert expert.user.email == "claire@example.org" and expert.user.role == Role.expert.value
 
     again = portal(
-        "create-expert", "--email", "x@example.org", "--password", "another secret phrase",
-        "--slug", "claire-martin", "--name", "X",
+        "create-expert",
+        "--email",
+        "x@example.org",
+        "--password",
+        "another secret phrase",
+        "--slug",
+        "claire-martin",
+        "--name",
+        "X",
     )
     assert again.returncode == 2
     assert "slug: This address is already taken." in again.stderr
@@ -104,8 +121,13 @@ def _run_env() -> dict[str, str]:
 def _start_and_stop(folder: Path, *args: str) -> str:
     port = _free_port()
     process = subprocess.Popen(
-        [*PORTAL, "run", "--port", str(port), *args], cwd=folder, env=_run_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [*PORTAL, "run", "--port", str(port), *args],
+        cwd=folder,
+        env=_run_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -147,8 +169,12 @@ def test_portal_run_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
     # A second start keeps the data: the demo client still logs in.
     port = _free_port()
     process = subprocess.Popen(
-        [*PORTAL, "run", "--port", str(port)], cwd=tmp_path, env=_run_env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [*PORTAL, "run", "--port", str(port)],
+        cwd=tmp_path,
+        env=_run_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -156,7 +182,9 @@ def test_portal_run_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
         while time.monotonic() < deadline and created is None:
             request = urllib.request.Request(
                 f"http://127.0.0.1:{port}/api/v1/tokens",
-                data=json.dumps({"email": "client@example.com", "password": "demo-client-2026"}).encode(),
+                data=json.dumps(
+                    {"email": "client@example.com", "password": "demo-client-2026"}
+                ).encode(),
                 headers={"Content-Type": "application/json"},
             )
             try:

@@ -2,16 +2,19 @@ from __future__ import annotations
 
 from httpx import AsyncClient
 
-from tests.support import make_expert
+from tests.support import make_expert, make_published_expert
 
 
 async def test_home_is_french_by_default(client: AsyncClient) -> None:
-    await make_expert()
+    await make_published_expert()
+    await make_expert("draft@example.org", slug="not-yet-published")
     response = await client.get("/")
     assert response.status_code == 200
     assert '<html lang="fr">' in response.text
     assert "Payez l’échange, pas l’heure." in response.text
     assert "Alice Expert" in response.text
+    assert 'href="/e/alice-expert"' in response.text
+    assert "not-yet-published" not in response.text  # no charter published, not listed
     assert "Se connecter" in response.text
 
 

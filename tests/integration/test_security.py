@@ -114,3 +114,8 @@ async def test_user_text_is_escaped(client: AsyncClient) -> None:
     page = (await client.get("/me")).text
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+async def test_htmx_request_without_login_redirects_the_whole_page(client: AsyncClient) -> None:
+    response = await client.get("/me", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert response.headers["HX-Redirect"] == "/login?next=%2Fme"

@@ -34,7 +34,7 @@ async def test_signup_logs_in_and_lands_on_the_client_space(client: AsyncClient)
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
     page = await client.get("/me")
     assert page.status_code == 200
-    assert "Bienvenue ! Votre compte est prêt." in page.text
+    assert "Bienvenue\u202f! Votre compte est prêt." in page.text
     assert "Bonjour Camille" in page.text
     user = await User.objects().get(User.email == "camille@example.org")
     assert user.locale == "fr" and user.timezone == "Europe/Paris"
@@ -203,7 +203,8 @@ async def test_expert_space_is_for_experts_only(client: AsyncClient) -> None:
     assert response.headers["location"] == "/expert"
     page = await client.get("/expert")
     assert page.status_code == 200
-    assert "Espace expert" in page.text and "/e/alice-expert" in page.text
+    assert "Espace expert" in page.text
+    assert "Votre charte n’est pas encore publiée" in page.text
     assert expert.slug == "alice-expert"
 
 
@@ -219,3 +220,29 @@ async def test_language_switch_is_remembered_and_saved_on_the_account(
     await post_form(client, "/lang", {"locale": "en", "next": "/me"}, from_page="/me")
     assert (await User.objects().get(User.id == user.id)).locale == "en"
     assert '<html lang="en">' in (await client.get("/me")).text
+
+
+async def test_cookies_are_secure_behind_https() -> None:
+    from dataclasses import replace
+
+    import httpx
+
+    from portal.app import create_app
+
+    settings = replace(get_settings(), base_url="https://portal.example.fr")
+    app = create_app(settings)
+    await make_user("a@example.org")
+    async with app.lifespan():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
+            page = await client.get("/login")
+            assert "Secure" in page.headers["set-cookie"]  # the CSRF cookie
+            response = await post_form(
+                client, "/login", {"email": "a@example.org", "password": PASSWORD}
+            )
+            session_cookie = next(
+                c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_KEY)
+            )
+            assert "Secure" in session_cookie and "HttpOnly" in session_cookie
+            wrong_host = await client.get("http://127.0.0.1:8000/login")
+            assert wrong_host.status_code == 400

@@ -1,0 +1,1 @@
+"""Charters (versioned rules an expert publishes) and credit packs. Moves no money."""

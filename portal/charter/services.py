@@ -1,0 +1,180 @@
+"""Charter drafts, publication of immutable versions, and credit packs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from portal.accounts.tables import Expert
+from portal.charter import rules as charter_rules
+from portal.charter.rules import Rules
+from portal.charter.tables import CharterDraft, CharterVersion, CreditPack
+from portal.db import is_postgres, write_transaction
+from portal.errors import N_, Conflict, NotFound, ValidationFailed
+
+CURRENCIES = ("EUR",)
+PACK_MAX_CREDITS = 10_000
+PACK_MAX_PRICE_MINOR = 10_000_00
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A published version with its rules decoded."""
+
+    number: int
+    published_at: datetime
+    rules: Rules
+
+
+async def expert_by_slug(slug: str) -> Expert:
+    expert = await Expert.objects().where(Expert.slug == slug.lower()).first()
+    if expert is None:
+        raise NotFound(N_("This expert does not exist."))
+    return expert
+
+
+async def draft_get(*, expert: Expert) -> Rules:
+    row = (
+        await CharterDraft.select(CharterDraft.rules)
+        .where(CharterDraft.expert == expert.id)
+        .first()
+    )
+    if row is not None:
+        return charter_rules.decode(row["rules"])
+    current = await version_current(expert=expert)
+    return current.rules if current else Rules()
+
+
+async def draft_save(*, expert: Expert, rules: Rules) -> Rules:
+    """Keep the expert's draft. Only rules that could be published are kept."""
+    if errors := charter_rules.validate(rules):
+        raise ValidationFailed(errors)
+    encoded = charter_rules.encode(rules)
+    async with write_transaction():
+        updated = (
+            await CharterDraft.update(
+                {CharterDraft.rules: encoded, CharterDraft.updated_at: datetime.now(UTC)}
+            )
+            .where(CharterDraft.expert == expert.id)
+            .returning(CharterDraft.id)
+        )
+        if not updated:
+            await CharterDraft(expert=expert.id, rules=encoded).save()
+    return rules
+
+
+def _published(row: dict[str, object]) -> Published:
+    return Published(
+        number=row["number"],  # type: ignore[arg-type]
+        published_at=row["published_at"],  # type: ignore[arg-type]
+        rules=charter_rules.decode(row["rules"]),  # type: ignore[arg-type]
+    )
+
+
+async def version_current(*, expert: Expert) -> Published | None:
+    row = (
+        await CharterVersion.select(
+            CharterVersion.number, CharterVersion.published_at, CharterVersion.rules
+        )
+        .where(CharterVersion.expert == expert.id)
+        .order_by(CharterVersion.number, ascending=False)
+        .first()
+    )
+    return _published(row) if row else None
+
+
+async def version_get(*, expert: Expert, number: int) -> Published:
+    row = (
+        await CharterVersion.select(
+            CharterVersion.number, CharterVersion.published_at, CharterVersion.rules
+        )
+        .where((CharterVersion.expert == expert.id) & (CharterVersion.number == number))
+        .first()
+    )
+    if row is None:
+        raise NotFound(N_("This version of the charter does not exist."))
+    return _published(row)
+
+
+async def versions_list(*, expert: Expert) -> list[dict[str, object]]:
+    return (
+        await CharterVersion.select(CharterVersion.number, CharterVersion.published_at)
+        .where(CharterVersion.expert == expert.id)
+        .order_by(CharterVersion.number, ascending=False)
+    )
+
+
+async def charter_publish(*, expert: Expert) -> Published:
+    """Freeze the draft as the next version. Refused when invalid or unchanged."""
+    rules = await draft_get(expert=expert)
+    if errors := charter_rules.validate(rules):
+        raise ValidationFailed(errors)
+    async with write_transaction():
+        if is_postgres():  # publications of one expert queue here
+            await Expert.select(Expert.id).where(Expert.id == expert.id).lock_rows()
+        current = await version_current(expert=expert)
+        if current is not None and current.rules == rules:
+            raise Conflict(
+                N_("Nothing to publish: the draft is the current version."),
+                code="nothing_to_publish",
+            )
+        number = 1 if current is None else current.number + 1
+        version = CharterVersion(expert=expert.id, number=number, rules=charter_rules.encode(rules))
+        await version.save()
+    return Published(number=number, published_at=version.published_at, rules=rules)
+
+
+async def published_experts() -> list[dict[str, object]]:
+    """Experts whose charter is published, for the directory."""
+    published = CharterVersion.select(CharterVersion.expert).distinct()
+    return (
+        await Expert.select(Expert.slug, Expert.display_name, Expert.headline)
+        .where(Expert.id.is_in(published))
+        .order_by(Expert.display_name)
+    )
+
+
+# --- credit packs -----------------------------------------------------------------------
+
+
+async def packs_for(*, expert: Expert, active_only: bool = True) -> list[CreditPack]:
+    query = CreditPack.objects().where(CreditPack.expert == expert.id)
+    if active_only:
+        query = query.where(CreditPack.active.eq(True))
+    return await query.order_by(CreditPack.credits)
+
+
+async def pack_create(
+    *, expert: Expert, name: str, credits: int, price_minor: int, currency: str = "EUR"
+) -> CreditPack:
+    name = name.strip()
+    errors: dict[str, str] = {}
+    if not 1 <= len(name) <= 80:
+        errors["name"] = N_("Give the pack a name (at most 80 characters).")
+    if not 1 <= credits <= PACK_MAX_CREDITS:
+        errors["credits"] = N_("Between 1 and 10,000 credits.")
+    if not 1 <= price_minor <= PACK_MAX_PRICE_MINOR:
+        errors["price"] = N_("A price from 0.01 to 10,000.00.")
+    if currency not in CURRENCIES:
+        errors["currency"] = N_("Prices are in euros.")
+    if errors:
+        raise ValidationFailed(errors)
+    pack = CreditPack(
+        expert=expert.id, name=name, credits=credits, price_minor=price_minor, currency=currency
+    )
+    await pack.save()
+    return pack
+
+
+async def pack_set_active(*, expert: Expert, pack_id: int, active: bool) -> CreditPack:
+    """Archive (or sell again) one of the expert's packs; another expert's is not found."""
+    pack = (
+        await CreditPack.objects()
+        .where((CreditPack.id == pack_id) & (CreditPack.expert == expert.id))
+        .first()
+    )
+    if pack is None:
+        raise NotFound(N_("This credit pack does not exist."))
+    pack.active = active
+    await pack.save([CreditPack.active])
+    return pack
