@@ -30,6 +30,9 @@ class Interval(msgspec.Struct, frozen=True):
     end: str
 
     def minutes(self) -> tuple[int, int]:
+        """Minutes since midnight; (0, 0) for a malformed period (validate() reports it)."""
+        if not (_TIME_RE.match(self.start) and _TIME_RE.match(self.end)):
+            return 0, 0
         return _minutes(self.start), _minutes(self.end)
 
 
@@ -255,18 +258,29 @@ def format_hours(intervals: list[Interval]) -> str:
     return ", ".join(f"{i.start}-{i.end}" for i in intervals)
 
 
+_CLOCK_RE = re.compile(r"^(\d{1,2})(?:[:h](\d{2})?)?$")
+
+
+def _clock(text: str) -> str | None:
+    """ "9", "9h", "9h30", "09:30" -> "09:30"-style; None when not a time of day."""
+    match = _CLOCK_RE.match(text)
+    if not match:
+        return None
+    return f"{int(match.group(1)):02d}:{match.group(2) or '00'}"
+
+
 def parse_hours(text: str) -> list[Interval] | None:
-    """ "09:00-12:30, 14:00-18:00" -> intervals; "" -> none; None when unreadable."""
+    """ "09:00-12:30, 14:00-18:00" (or "9h-12h30") -> periods; "" -> none; None if unreadable."""
     intervals = []
     for part in text.replace(";", ",").split(","):
-        part = part.strip().replace("h", ":").replace(" ", "")
+        part = part.replace(" ", "").replace("–", "-")
         if not part:
             continue
         start, sep, end = part.partition("-")
-        if not sep:
+        start_clock, end_clock = _clock(start), _clock(end)
+        if not sep or start_clock is None or end_clock is None:
             return None
-        start, end = (t if len(t) == 5 else t.zfill(5) for t in (start, end))
-        intervals.append(Interval(start, end))
+        intervals.append(Interval(start_clock, end_clock))
     return intervals
 
 

@@ -32,23 +32,28 @@ from litestar.status_codes import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from portal.errors import DomainError, ValidationFailed
+from portal.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from portal.i18n import gettext as _
 from portal.web.auth import is_api
 from portal.web.locale import activate_for
 
 log = logging.getLogger(__name__)
 
-# Domain error codes that mean something precise over HTTP; the rest are 400.
-DOMAIN_STATUS = {
-    "validation_failed": 422,
-    "not_found": 404,
-    "forbidden": 403,
-    "conflict": 409,
-    "slot_taken": 409,
-    "insufficient_credits": 402,
-    "throttled": 429,
-}
+# The status of a domain error: by its code where one is special, else by its kind.
+DOMAIN_STATUS = {"insufficient_credits": 402, "throttled": 429}
+KIND_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (ValidationFailed, 422),
+    (NotFound, 404),
+    (Forbidden, 403),
+    (Conflict, 409),
+)
+
+
+def domain_status(exc: DomainError) -> int:
+    if exc.code in DOMAIN_STATUS:
+        return DOMAIN_STATUS[exc.code]
+    return next((status for kind, status in KIND_STATUS if isinstance(exc, kind)), 400)
+
 
 OUTAGES: tuple[type[BaseException], ...] = (
     RedisConnectionError,
@@ -107,7 +112,7 @@ def _field_errors(exc: ValidationException) -> dict[str, str]:
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     activate_for(request)
-    status = DOMAIN_STATUS.get(exc.code, 400)
+    status = domain_status(exc)
     if is_api(request.scope):
         extra = (
             {"errors": {k: _(v) for k, v in exc.errors.items()}}
