@@ -23,7 +23,15 @@ STOP_TIMEOUT_S = 10
 
 
 def _run_async(main: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run(main)
+    from portal import db
+
+    async def run_then_close() -> Any:
+        try:
+            return await main
+        finally:
+            await db.close_pool()
+
+    return asyncio.run(run_then_close())
 
 
 async def migrate(settings: Settings) -> None:

@@ -36,6 +36,7 @@ if not os.environ.get("REDIS_URL"):
     os.environ["REDIS_URL"] = _embedded.start()
 
 from portal.settings import get_settings  # noqa: E402  (after the environment is set)
+from portal.db import close_pool  # noqa: E402
 from tests.support import reset_database, reset_redis  # noqa: E402
 
 
@@ -74,6 +75,7 @@ async def clean() -> AsyncIterator[None]:
     await reset_database()
     await reset_redis(get_settings().redis_url or "")
     yield
+    await close_pool()  # this test's event loop ends: so do its connections
 
 
 @pytest.fixture

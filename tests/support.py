@@ -115,3 +115,21 @@ async def make_published_expert(
     for name, credits, price_minor in packs:
         await pack_create(expert=expert, name=name, credits=credits, price_minor=price_minor)
     return expert
+
+
+def run_in_thread(coro: Any) -> Any:
+    """Run database work from sync code that may already run an event loop (Playwright's),
+    in a loop of its own, and close that loop's connections."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from portal.db import close_pool
+
+    async def run_then_close() -> Any:
+        try:
+            return await coro
+        finally:
+            await close_pool()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run_then_close()).result()

@@ -1,6 +1,6 @@
 from enum import StrEnum
 
-from piccolo.columns import Boolean, ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns import Boolean, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -30,6 +30,11 @@ class Expert(Table, tablename="accounts_expert"):
     headline = Varchar(length=200, default="", null=False)
     bio = Text(default="", null=False)
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
+    # Kept by the charter services, in the transaction of each change: the number of the
+    # published charter version (0: none yet) and a counter bumped when packs change.
+    # Together they name the public page's content, so it can be cached without going stale.
+    charter_version = Integer(default=0, null=False)
+    packs_rev = Integer(default=0, null=False)
 
 
 class ApiToken(Table, tablename="accounts_api_token"):

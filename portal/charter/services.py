@@ -121,15 +121,16 @@ async def charter_publish(*, expert: Expert) -> Published:
         number = 1 if current is None else current.number + 1
         version = CharterVersion(expert=expert.id, number=number, rules=charter_rules.encode(rules))
         await version.save()
+        await Expert.update({Expert.charter_version: number}).where(Expert.id == expert.id)
+    expert.charter_version = number
     return Published(number=number, published_at=version.published_at, rules=rules)
 
 
 async def published_experts() -> list[dict[str, object]]:
     """Experts whose charter is published, for the directory."""
-    published = CharterVersion.select(CharterVersion.expert).distinct()
     return (
         await Expert.select(Expert.slug, Expert.display_name, Expert.headline)
-        .where(Expert.id.is_in(published))
+        .where(Expert.charter_version > 0)
         .order_by(Expert.display_name)
     )
 
@@ -162,8 +163,15 @@ async def pack_create(
     pack = CreditPack(
         expert=expert.id, name=name, credits=credits, price_minor=price_minor, currency=currency
     )
-    await pack.save()
+    async with write_transaction():
+        await pack.save()
+        await _bump_packs_rev(expert)
     return pack
+
+
+async def _bump_packs_rev(expert: Expert) -> None:
+    """Inside the transaction that changes a pack: the public page's packs are new."""
+    await Expert.update({Expert.packs_rev: Expert.packs_rev + 1}).where(Expert.id == expert.id)
 
 
 async def pack_set_active(*, expert: Expert, pack_id: int, active: bool) -> CreditPack:
@@ -175,6 +183,9 @@ async def pack_set_active(*, expert: Expert, pack_id: int, active: bool) -> Cred
     )
     if pack is None:
         raise NotFound(N_("This credit pack does not exist."))
-    pack.active = active
-    await pack.save([CreditPack.active])
+    if pack.active != active:
+        pack.active = active
+        async with write_transaction():
+            await pack.save([CreditPack.active])
+            await _bump_packs_rev(expert)
     return pack

@@ -1,4 +1,9 @@
-"""The public charter pages."""
+"""The public charter pages.
+
+The heavy part of a charter page (the rules and the packs, rendered) is cached under
+(expert, version, packs revision, language, time zone): one query per page on a hit. The
+expert is named by id and creation time, since SQLite may give a deleted row's id again.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,17 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.params import FromPath
 
+from portal import i18n
+from portal.accounts.tables import Expert
 from portal.charter import rules as charter_rules
-from portal.charter.services import (
-    Published,
-    expert_by_slug,
-    packs_for,
-    version_current,
-    version_get,
-)
+from portal.charter.services import expert_by_slug, packs_for, version_get
 from portal.charter.tables import CreditPack
 from portal.errors import NotFound
+from portal.web.fragments import FragmentCache, render_fragment
 from portal.web.render import render
+
+_packs = FragmentCache()
+_bodies = FragmentCache()
 
 
 def money_table(rules: charter_rules.Rules, packs: list[CreditPack]) -> dict[int, tuple[int, int]]:
@@ -33,23 +38,52 @@ def money_table(rules: charter_rules.Rules, packs: list[CreditPack]) -> dict[int
     return table
 
 
+async def _packs_on_sale(expert: Expert) -> list[CreditPack]:
+    key = (expert.id, expert.created_at, expert.packs_rev)
+    return _packs.get(key) or _packs.put(key, await packs_for(expert=expert))
+
+
+async def _body(request: Request[Any, Any, Any], expert: Expert, number: int) -> Any:
+    current = number == expert.charter_version
+    key = (
+        expert.id,
+        expert.created_at,
+        number,
+        expert.packs_rev,
+        i18n.current_locale(),
+        i18n.current_timezone(),
+    )
+    body = _bodies.get(key)
+    if body is None:
+        version = await version_get(expert=expert, number=number)
+        packs = await _packs_on_sale(expert)
+        body = _bodies.put(
+            key,
+            render_fragment(
+                request,
+                "partials/_charter_body.html",
+                version=version,
+                current=current,
+                packs=packs if current else [],
+                money=money_table(version.rules, packs),
+            ),
+        )
+    return body
+
+
 async def _page(request: Request[Any, Any, Any], slug: str, number: int | None) -> Response[Any]:
     expert = await expert_by_slug(slug)
-    latest = await version_current(expert=expert)
-    if latest is None:
-        raise NotFound()  # nothing public before the first publication
-    version: Published = (
-        latest if number is None else await version_get(expert=expert, number=number)
-    )
-    packs = await packs_for(expert=expert)
+    if expert.charter_version == 0:
+        raise NotFound()  # nothing is public before the first publication
+    number = expert.charter_version if number is None else number
+    if not 1 <= number <= expert.charter_version:
+        raise NotFound()
     return render(
         request,
         "pages/charter/public.html",
         expert=expert,
-        version=version,
-        latest_number=latest.number,
-        packs=packs,
-        money=money_table(version.rules, packs),
+        number=number,
+        body=await _body(request, expert, number),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -11,7 +10,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import pytest
 
 from portal.settings import get_settings
 from tests.conftest import TMP
-from tests.support import reset_database, reset_redis
+from tests.support import reset_database, reset_redis, run_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -67,9 +65,7 @@ async def _reset() -> None:
 
 @pytest.fixture
 def clean_sync() -> None:
-    # Playwright's sync API keeps an event loop running in this thread: use another.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, _reset()).result()
+    run_in_thread(_reset())
 
 
 @pytest.fixture(scope="module")

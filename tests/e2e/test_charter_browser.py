@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.support import PASSWORD, make_published_expert
+from tests.support import PASSWORD, make_published_expert, run_in_thread
 
 pytestmark = pytest.mark.browser
 
 
-def _seed() -> None:
-    import asyncio
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, make_published_expert()).result()
-
-
 def test_expert_changes_a_price_and_publishes(page: Any, artifacts: Path) -> None:
-    _seed()
+    run_in_thread(make_published_expert())
     page.goto("/e/alice-expert")
     expect(page.locator(".charter-version")).to_contain_text("version 1")
     row = page.locator(".price-table tr", has_text="30 min")
