@@ -35,8 +35,8 @@ if not os.environ.get("REDIS_URL"):
     _embedded = EmbeddedRedis(TMP / "var")
     os.environ["REDIS_URL"] = _embedded.start()
 
-from portal.settings import get_settings  # noqa: E402  (after the environment is set)
 from portal.db import close_pool  # noqa: E402
+from portal.settings import get_settings  # noqa: E402  (after the environment is set)
 from tests.support import reset_database, reset_redis  # noqa: E402
 
 
