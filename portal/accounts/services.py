@@ -181,6 +181,25 @@ async def expert_create(
     return expert
 
 
+async def expert_update_profile(
+    *, expert: Expert, display_name: str, headline: str, bio: str
+) -> Expert:
+    """What clients read about the expert above the charter."""
+    display_name, headline, bio = display_name.strip(), headline.strip(), bio.strip()
+    errors: dict[str, str] = {}
+    if not 1 <= len(display_name) <= NAME_MAX:
+        errors["display_name"] = N_("Enter the name clients will see (at most 120 characters).")
+    if len(headline) > 200:
+        errors["headline"] = N_("At most 200 characters.")
+    if len(bio) > 2000:
+        errors["bio"] = N_("At most 2000 characters.")
+    if errors:
+        raise ValidationFailed(errors)
+    expert.display_name, expert.headline, expert.bio = display_name, headline, bio
+    await expert.save([Expert.display_name, Expert.headline, Expert.bio])
+    return expert
+
+
 async def expert_for_user(user: User) -> Expert | None:
     return await Expert.objects().where(Expert.user == user.id).first()
 

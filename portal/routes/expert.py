@@ -8,7 +8,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.params import FromPath
 from litestar.plugins.flash import flash
 
-from portal.accounts.services import expert_for_user
+from portal.accounts.services import expert_for_user, expert_update_profile
 from portal.accounts.tables import Expert
 from portal.charter import rules as charter_rules
 from portal.charter.presentation import changes
@@ -43,16 +43,39 @@ def _form_strings(data: dict[str, Any]) -> dict[str, str]:
     return {name: field(data, name, charter_rules.MAX_TEXT + 100) for name in data}
 
 
-@get("/", name="expert_dashboard")
-async def dashboard(request: Request[Any, Any, Any]) -> Response[Any]:
-    expert = await _expert(request)
+async def _dashboard(
+    request: Request[Any, Any, Any], expert: Expert, errors: dict[str, str], status_code: int = 200
+) -> Response[Any]:
     return render(
         request,
         "pages/expert/dashboard.html",
+        status_code=status_code,
         expert=expert,
         current=await version_current(expert=expert),
         packs=await packs_for(expert=expert),
+        errors=translated(errors),
     )
+
+
+@get("/", name="expert_dashboard")
+async def dashboard(request: Request[Any, Any, Any]) -> Response[Any]:
+    return await _dashboard(request, await _expert(request), {})
+
+
+@post("/profile", name="expert_profile")
+async def profile_save(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    expert = await _expert(request)
+    try:
+        await expert_update_profile(
+            expert=expert,
+            display_name=field(data, "display_name", 500),
+            headline=field(data, "headline", 500),
+            bio=field(data, "bio", 5000),
+        )
+    except ValidationFailed as exc:
+        return await _dashboard(request, expert, exc.errors, status_code=422)
+    flash(request, _("Your public profile is saved."), "success")
+    return see_other(request.app.route_reverse("expert_dashboard"))
 
 
 async def _editor(
@@ -209,6 +232,7 @@ router = Router(
     path="/expert",
     route_handlers=[
         dashboard,
+        profile_save,
         charter_edit,
         charter_save,
         charter_preview,

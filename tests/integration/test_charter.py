@@ -384,3 +384,25 @@ async def test_openapi_describes_the_charter(client: AsyncClient) -> None:
     assert "put" in schema["paths"]["/api/v1/expert/charter"]
     rules = schema["components"]["schemas"]["Rules"]["properties"]
     assert {"call_prices", "urgent_deadline_minutes", "working_hours"} <= set(rules)
+
+
+async def test_expert_edits_the_public_profile(client: AsyncClient) -> None:
+    await make_published_expert()
+    await login(client, "expert@example.org")
+    bad = await post_form(
+        client,
+        "/expert/profile",
+        {"display_name": " ", "headline": "x" * 201, "bio": ""},
+        from_page="/expert",
+    )
+    assert bad.status_code == 422
+    assert "Saisissez le nom que verront les clients" in bad.text
+    ok = await post_form(
+        client,
+        "/expert/profile",
+        {"display_name": "Alice Martin", "headline": "Fiscaliste <b>", "bio": "Lyon"},
+        from_page="/expert",
+    )
+    assert ok.status_code == 303
+    page = (await client.get("/e/alice-expert")).text
+    assert "<h1>Alice Martin</h1>" in page and "Fiscaliste &lt;b&gt;" in page
