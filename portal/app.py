@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Litestar
@@ -60,7 +62,20 @@ def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
         htmx_file=HTMX_FILE,
         base_url=settings.base_url,
     )
-    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
+    engine = JinjaTemplateEngine.from_environment(env)
+    engine.register_template_callable("url_for", _cached_url_for)
+    return TemplateConfig(instance=engine)
+
+
+@lru_cache(maxsize=4096)
+def _reverse(app: Litestar, name: str, params: tuple[tuple[str, Any], ...]) -> str:
+    return app.route_reverse(name, **dict(params))
+
+
+def _cached_url_for(context: Mapping[str, Any], route_name: str, **params: Any) -> str:
+    """Litestar's `url_for` for templates, remembered: a page asks for the same paths each
+    time, and reversing a route costs more than rendering the link."""
+    return _reverse(context["request"].app, route_name, tuple(sorted(params.items())))
 
 
 def _csrf(settings: Settings) -> CSRFConfig:

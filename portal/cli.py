@@ -117,6 +117,7 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
             http="httptools",
             proxy_headers=True,
             log_level="info",
+            access_log=False,  # as granian: no line per request
         )
         return 0
     from granian import Granian

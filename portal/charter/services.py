@@ -26,6 +26,32 @@ class Published:
     rules: Rules
 
 
+@dataclass(frozen=True, slots=True)
+class PublicExpert:
+    """What the public page shows of an expert, and what names its cached content."""
+
+    id: int
+    slug: str
+    display_name: str
+    headline: str
+    bio: str
+    created_at: object
+    charter_version: int
+    packs_rev: int
+
+
+async def public_expert(slug: str) -> PublicExpert:
+    """One plain query (the public page's hot path); raises NotFound."""
+    rows = await Expert.raw(
+        "SELECT id, slug, display_name, headline, bio, created_at, charter_version, packs_rev "
+        "FROM accounts_expert WHERE slug = {}",
+        slug.lower(),
+    )
+    if not rows:
+        raise NotFound(N_("This expert does not exist."))
+    return PublicExpert(**rows[0])
+
+
 async def expert_by_slug(slug: str) -> Expert:
     expert = await Expert.objects().where(Expert.slug == slug.lower()).first()
     if expert is None:
@@ -83,7 +109,7 @@ async def version_current(*, expert: Expert) -> Published | None:
     return _published(row) if row else None
 
 
-async def version_get(*, expert: Expert, number: int) -> Published:
+async def version_get(*, expert: Expert | PublicExpert, number: int) -> Published:
     row = (
         await CharterVersion.select(
             CharterVersion.number, CharterVersion.published_at, CharterVersion.rules
@@ -138,7 +164,7 @@ async def published_experts() -> list[dict[str, object]]:
 # --- credit packs -----------------------------------------------------------------------
 
 
-async def packs_for(*, expert: Expert, active_only: bool = True) -> list[CreditPack]:
+async def packs_for(*, expert: Expert | PublicExpert, active_only: bool = True) -> list[CreditPack]:
     query = CreditPack.objects().where(CreditPack.expert == expert.id)
     if active_only:
         query = query.where(CreditPack.active.eq(True))

@@ -13,9 +13,8 @@ from litestar import Request, Response, get
 from litestar.params import FromPath
 
 from portal import i18n
-from portal.accounts.tables import Expert
 from portal.charter import rules as charter_rules
-from portal.charter.services import expert_by_slug, packs_for, version_get
+from portal.charter.services import PublicExpert, packs_for, public_expert, version_get
 from portal.charter.tables import CreditPack
 from portal.errors import NotFound
 from portal.web.fragments import FragmentCache, render_fragment
@@ -38,12 +37,12 @@ def money_table(rules: charter_rules.Rules, packs: list[CreditPack]) -> dict[int
     return table
 
 
-async def _packs_on_sale(expert: Expert) -> list[CreditPack]:
+async def _packs_on_sale(expert: PublicExpert) -> list[CreditPack]:
     key = (expert.id, expert.created_at, expert.packs_rev)
     return _packs.get(key) or _packs.put(key, await packs_for(expert=expert))
 
 
-async def _body(request: Request[Any, Any, Any], expert: Expert, number: int) -> Any:
+async def _body(request: Request[Any, Any, Any], expert: PublicExpert, number: int) -> Any:
     current = number == expert.charter_version
     key = (
         expert.id,
@@ -72,7 +71,7 @@ async def _body(request: Request[Any, Any, Any], expert: Expert, number: int) ->
 
 
 async def _page(request: Request[Any, Any, Any], slug: str, number: int | None) -> Response[Any]:
-    expert = await expert_by_slug(slug)
+    expert = await public_expert(slug)
     if expert.charter_version == 0:
         raise NotFound()  # nothing is public before the first publication
     number = expert.charter_version if number is None else number

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+INTERRUPTED = 130  # what a benchmark returns after Ctrl-C: the others do not run
 
 
 def bench_names() -> list[str]:
@@ -30,7 +31,10 @@ def main(argv: list[str]) -> int:
     for name in chosen:
         print(f"== bench_{name}", flush=True)
         module = importlib.import_module(f"tests.bench.bench_{name}")
-        if module.main() != 0:
+        code = module.main()
+        if code == INTERRUPTED:
+            return code
+        if code != 0:
             failed.append(name)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
