@@ -20,7 +20,11 @@ from piccolo.engine.finder import engine_finder
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType, dict_factory
 
-APPS = ["portal.accounts.piccolo_app", "portal.charter.piccolo_app"]
+APPS = [
+    "portal.accounts.piccolo_app",
+    "portal.charter.piccolo_app",
+    "portal.credits.piccolo_app",
+]
 
 SQLITE_BUSY_TIMEOUT_S = 15
 POOL_MAX = 20

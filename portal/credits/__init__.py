@@ -1,0 +1,1 @@
+"""Wallets, the credits ledger, lots and holds. Knows nothing of bookings or questions."""

@@ -1,0 +1,390 @@
+"""The credits ledger: one wallet per (client, expert), an append-only list of entries.
+
+Rules, checked by `wallet_check()` after every test scenario:
+- Credits are integers. Every change writes entries, each with a unique, non-null
+  idempotency key: the same operation asked twice applies once (the second call returns
+  what the first did).
+- `Wallet.available` = sum of entry amounts = sum of lots' `remaining` >= 0;
+  `Wallet.held` = sum of entries' `held_change` = sum of active holds >= 0.
+- Credits arrive in lots that expire; holds and debits take from the lots that expire first.
+- A hold ends exactly once: captured (partially or wholly; the rest is released), released,
+  or expired. A capture never exceeds its hold.
+- All changes to one wallet are serialized: a row lock on PostgreSQL, BEGIN IMMEDIATE on
+  SQLite (see portal.db.write_transaction).
+
+The ledger knows nothing of bookings, questions or purchases: callers pass references
+("booking:12") and keys ("capture:booking:12").
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from portal.credits.tables import Entry, EntryKind, Hold, HoldPart, HoldStatus, Lot, Wallet
+from portal.db import is_postgres, write_transaction
+from portal.errors import N_, Conflict, DomainError, NotFound, ValidationFailed
+
+
+class InsufficientCredits(DomainError):
+    code = "insufficient_credits"
+
+    def __init__(self, missing: int) -> None:
+        self.missing = missing
+        super().__init__(N_("Not enough credits."))
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    available: int
+    held: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def wallet_for(*, client_id: int, expert_id: int) -> Wallet:
+    """The client's wallet with this expert, created empty the first time."""
+    query = Wallet.objects().where((Wallet.client == client_id) & (Wallet.expert == expert_id))
+    wallet = await query.first()
+    if wallet is not None:
+        return wallet
+    async with write_transaction():
+        wallet = await query.first()
+        if wallet is None:
+            wallet = Wallet(client=client_id, expert=expert_id)
+            await wallet.save()
+    return wallet
+
+
+@asynccontextmanager
+async def _locked(wallet_id: int) -> AsyncIterator[Wallet]:
+    """A write transaction holding the wallet: other changes to it wait their turn."""
+    async with write_transaction():
+        query = Wallet.objects().where(Wallet.id == wallet_id)
+        if is_postgres():
+            query = query.lock_rows()
+        wallet = await query.first()
+        if wallet is None:
+            raise NotFound(N_("This wallet does not exist."))
+        yield wallet
+
+
+async def _done(key: str) -> Entry | None:
+    return await Entry.objects().where(Entry.idempotency_key == key).first()
+
+
+async def _write(
+    wallet: Wallet,
+    *,
+    kind: EntryKind,
+    amount: int,
+    key: str,
+    reference: str,
+    held_change: int = 0,
+    lot: int | None = None,
+    hold: int | None = None,
+    memo: str = "",
+) -> Entry:
+    """Append an entry and move the wallet's caches by the same amounts."""
+    entry = Entry(
+        wallet=wallet.id,
+        kind=kind.value,
+        amount=amount,
+        held_change=held_change,
+        idempotency_key=key,
+        reference=reference,
+        lot=lot,
+        hold=hold,
+        memo=memo[:300],
+    )
+    await entry.save()
+    wallet.available += amount
+    wallet.held += held_change
+    await Wallet.update(
+        {Wallet.available: Wallet.available + amount, Wallet.held: Wallet.held + held_change}
+    ).where(Wallet.id == wallet.id)
+    return entry
+
+
+async def _usable_lots(wallet: Wallet, now: datetime) -> list[Lot]:
+    return (
+        await Lot.objects()
+        .where((Lot.wallet == wallet.id) & (Lot.remaining > 0) & (Lot.expires_at > now))
+        .order_by(Lot.expires_at)
+        .order_by(Lot.id)
+    )
+
+
+async def _take(wallet: Wallet, amount: int, now: datetime) -> list[tuple[Lot, int]]:
+    """Take `amount` credits from the lots expiring first; raise when there are not enough."""
+    lots = await _usable_lots(wallet, now)
+    usable = sum(lot.remaining for lot in lots)
+    if usable < amount:
+        raise InsufficientCredits(missing=amount - usable)
+    taken: list[tuple[Lot, int]] = []
+    left = amount
+    for lot in lots:
+        if left == 0:
+            break
+        part = min(left, lot.remaining)
+        await Lot.update({Lot.remaining: Lot.remaining - part}).where(Lot.id == lot.id)
+        taken.append((lot, part))
+        left -= part
+    return taken
+
+
+def _positive(amount: int, field: str = "amount") -> None:
+    if amount <= 0:
+        raise ValidationFailed({field: N_("A number of credits greater than zero.")})
+
+
+async def grant(
+    *,
+    wallet_id: int,
+    credits: int,
+    expires_at: datetime,
+    reference: str,
+    key: str,
+    kind: EntryKind = EntryKind.grant,
+    memo: str = "",
+) -> Entry:
+    """New credits in a lot of their own (a purchase, a gift, a positive adjustment)."""
+    _positive(credits, "credits")
+    async with _locked(wallet_id) as wallet:
+        if (done := await _done(key)) is not None:
+            return done
+        lot = Lot(
+            wallet=wallet.id,
+            reference=reference,
+            credits=credits,
+            remaining=credits,
+            expires_at=expires_at,
+        )
+        await lot.save()
+        return await _write(
+            wallet, kind=kind, amount=credits, key=key, reference=reference, lot=lot.id, memo=memo
+        )
+
+
+async def hold(*, wallet_id: int, amount: int, reference: str, key: str | None = None) -> Hold:
+    """Reserve credits for an exchange; raises InsufficientCredits (with what is missing)."""
+    _positive(amount)
+    key = key or f"hold:{reference}"
+    async with _locked(wallet_id) as wallet:
+        if (done := await _done(key)) is not None:
+            return await Hold.objects().get(Hold.id == done.hold)
+        taken = await _take(wallet, amount, _now())
+        held = Hold(wallet=wallet.id, reference=reference, amount=amount)
+        await held.save()
+        for lot, part in taken:
+            await HoldPart(hold=held.id, lot=lot.id, amount=part).save()
+        await _write(
+            wallet,
+            kind=EntryKind.hold,
+            amount=-amount,
+            held_change=amount,
+            key=key,
+            reference=reference,
+            hold=held.id,
+        )
+        return held
+
+
+async def _active_hold(wallet: Wallet, hold_id: int) -> Hold:
+    held = await Hold.objects().where((Hold.id == hold_id) & (Hold.wallet == wallet.id)).first()
+    if held is None:
+        raise NotFound(N_("This hold does not exist."))
+    if held.status != HoldStatus.active.value:
+        raise Conflict(N_("This hold has already ended."), code="hold_ended")
+    return held
+
+
+async def _give_back(wallet: Wallet, held: Hold, amount: int, key: str, now: datetime) -> None:
+    """Return `amount` of a hold's credits to its lots (the latest-expiring first); what
+    lands in a lot that has expired meanwhile expires at once."""
+    parts = await HoldPart.objects(HoldPart.lot).where(HoldPart.hold == held.id)
+    parts.sort(key=lambda p: (p.lot.expires_at, p.lot.id), reverse=True)
+    left = amount
+    expired = 0
+    for part in parts:
+        if left == 0:
+            break
+        back = min(left, part.amount)
+        left -= back
+        if part.lot.expires_at <= now:
+            expired += back
+        else:
+            await Lot.update({Lot.remaining: Lot.remaining + back}).where(Lot.id == part.lot.id)
+    await _write(
+        wallet,
+        kind=EntryKind.release,
+        amount=amount,
+        held_change=-amount,
+        key=key,
+        reference=held.reference,
+        hold=held.id,
+    )
+    if expired:
+        await _write(
+            wallet,
+            kind=EntryKind.expire,
+            amount=-expired,
+            key=f"{key}:expired",
+            reference=held.reference,
+            hold=held.id,
+        )
+
+
+async def capture(
+    *, wallet_id: int, hold_id: int, amount: int | None = None, key: str | None = None
+) -> Hold:
+    """Debit a hold (all of it by default, or less: the rest is released)."""
+    async with _locked(wallet_id) as wallet:
+        held = await Hold.objects().where(Hold.id == hold_id).first()
+        key = key or f"capture:{held.reference if held else hold_id}"
+        if (done := await _done(key)) is not None:
+            return await Hold.objects().get(Hold.id == done.hold)
+        held = await _active_hold(wallet, hold_id)
+        amount = held.amount if amount is None else amount
+        if not 0 <= amount <= held.amount:
+            raise ValidationFailed({"amount": N_("A capture cannot exceed its hold.")})
+        now = _now()
+        await _write(
+            wallet,
+            kind=EntryKind.capture,
+            amount=0,
+            held_change=-amount,
+            key=key,
+            reference=held.reference,
+            hold=held.id,
+        )
+        if amount < held.amount:
+            await _give_back(wallet, held, held.amount - amount, f"{key}:rest", now)
+        await Hold.update(
+            {Hold.status: HoldStatus.captured.value, Hold.captured: amount, Hold.ended_at: now}
+        ).where(Hold.id == held.id)
+        return await Hold.objects().get(Hold.id == held.id)
+
+
+async def release(*, wallet_id: int, hold_id: int, key: str | None = None) -> Hold:
+    """Give a hold's credits back (cancelled in time, free answer, missed deadline)."""
+    async with _locked(wallet_id) as wallet:
+        held = await Hold.objects().where(Hold.id == hold_id).first()
+        key = key or f"release:{held.reference if held else hold_id}"
+        if (done := await _done(key)) is not None:
+            return await Hold.objects().get(Hold.id == done.hold)
+        held = await _active_hold(wallet, hold_id)
+        now = _now()
+        await _give_back(wallet, held, held.amount, key, now)
+        await Hold.update({Hold.status: HoldStatus.released.value, Hold.ended_at: now}).where(
+            Hold.id == held.id
+        )
+        return await Hold.objects().get(Hold.id == held.id)
+
+
+async def debit(*, wallet_id: int, credits: int, reference: str, key: str, memo: str = "") -> Entry:
+    """Take credits without a hold (a negative adjustment), oldest-expiring lots first."""
+    _positive(credits, "credits")
+    async with _locked(wallet_id) as wallet:
+        if (done := await _done(key)) is not None:
+            return done
+        await _take(wallet, credits, _now())
+        return await _write(
+            wallet, kind=EntryKind.adjust, amount=-credits, key=key, reference=reference, memo=memo
+        )
+
+
+async def refund(
+    *, wallet_id: int, lot_id: int, credits: int, key: str, reference: str
+) -> tuple[Entry | None, int]:
+    """Take back up to `credits` unused credits of one lot (a refunded or disputed payment).
+
+    Returns the entry (None when nothing was left to take) and the shortfall: what was asked
+    but had already been used, held or expired.
+    """
+    _positive(credits, "credits")
+    async with _locked(wallet_id) as wallet:
+        if (done := await _done(key)) is not None:
+            return done, credits + done.amount
+        lot = await Lot.objects().where((Lot.id == lot_id) & (Lot.wallet == wallet.id)).first()
+        if lot is None:
+            raise NotFound(N_("This lot does not exist."))
+        taken = min(credits, lot.remaining)
+        if taken == 0:
+            return None, credits
+        await Lot.update({Lot.remaining: Lot.remaining - taken}).where(Lot.id == lot.id)
+        entry = await _write(
+            wallet, kind=EntryKind.refund, amount=-taken, key=key, reference=reference, lot=lot.id
+        )
+        return entry, credits - taken
+
+
+async def expire_due(*, wallet_id: int, now: datetime | None = None) -> int:
+    """Expire what is left of the wallet's lots past their date; returns the credits."""
+    now = now or _now()
+    async with _locked(wallet_id) as wallet:
+        lots = await Lot.objects().where(
+            (Lot.wallet == wallet.id) & (Lot.remaining > 0) & (Lot.expires_at <= now)
+        )
+        total = 0
+        for lot in lots:
+            await Lot.update({Lot.remaining: 0}).where(Lot.id == lot.id)
+            await _write(
+                wallet,
+                kind=EntryKind.expire,
+                amount=-lot.remaining,
+                key=f"expire:lot:{lot.id}",
+                reference=lot.reference,
+                lot=lot.id,
+            )
+            total += lot.remaining
+        return total
+
+
+async def balance(*, wallet_id: int) -> Balance:
+    row = await Wallet.select(Wallet.available, Wallet.held).where(Wallet.id == wallet_id).first()
+    if row is None:
+        raise NotFound(N_("This wallet does not exist."))
+    return Balance(available=row["available"], held=row["held"])
+
+
+async def wallet_check(*, wallet_id: int) -> list[str]:
+    """Every broken rule of one wallet, in words; empty when the wallet is sound."""
+    wallet = await Wallet.objects().get(Wallet.id == wallet_id)
+    entries = await Entry.select(Entry.amount, Entry.held_change, Entry.kind, Entry.hold).where(
+        Entry.wallet == wallet_id
+    )
+    lots = await Lot.select(Lot.remaining, Lot.credits).where(Lot.wallet == wallet_id)
+    holds = await Hold.objects().where(Hold.wallet == wallet_id)
+    problems = []
+    sum_amount = sum(e["amount"] for e in entries)
+    sum_held = sum(e["held_change"] for e in entries)
+    if wallet.available != sum_amount:
+        problems.append(f"available {wallet.available} != sum of entries {sum_amount}")
+    if wallet.held != sum_held:
+        problems.append(f"held {wallet.held} != sum of held changes {sum_held}")
+    remaining = sum(lot["remaining"] for lot in lots)
+    if wallet.available != remaining:
+        problems.append(f"available {wallet.available} != credits left in lots {remaining}")
+    if any(not 0 <= lot["remaining"] <= lot["credits"] for lot in lots):
+        problems.append("a lot's remaining credits are out of range")
+    active = sum(h.amount for h in holds if h.status == HoldStatus.active.value)
+    if wallet.held != active:
+        problems.append(f"held {wallet.held} != active holds {active}")
+    if wallet.available < 0 or wallet.held < 0:
+        problems.append("a balance is negative")
+    for h in holds:
+        own = [e for e in entries if e["hold"] == h.id]
+        outstanding = sum(e["held_change"] for e in own)
+        expected = h.amount if h.status == HoldStatus.active.value else 0
+        if outstanding != expected:
+            problems.append(f"hold {h.id} ({h.status}) still holds {outstanding}")
+        if h.captured > h.amount:
+            problems.append(f"hold {h.id} captured {h.captured} > {h.amount}")
+        if sum(1 for e in own if e["kind"] == EntryKind.capture.value) > 1:
+            problems.append(f"hold {h.id} captured twice")
+    return problems

@@ -1,0 +1,13 @@
+import os
+
+from piccolo.conf.apps import AppConfig
+
+from portal.credits.tables import Entry, Hold, HoldPart, Lot, Wallet
+
+APP_CONFIG = AppConfig(
+    app_name="credits",
+    migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
+    table_classes=[Wallet, Lot, Hold, HoldPart, Entry],
+    migration_dependencies=["portal.accounts.piccolo_app"],
+    commands=[],
+)

@@ -1,0 +1,83 @@
+from enum import StrEnum
+
+from piccolo.columns import ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from portal.accounts.tables import Expert, User
+
+
+class EntryKind(StrEnum):
+    grant = "grant"
+    hold = "hold"
+    capture = "capture"
+    release = "release"
+    expire = "expire"
+    refund = "refund"
+    adjust = "adjust"
+
+
+class HoldStatus(StrEnum):
+    active = "active"
+    captured = "captured"
+    released = "released"
+    expired = "expired"
+
+
+class Wallet(Table, tablename="credits_wallet"):
+    """A client's credits with one expert. `available` and `held` are caches of the ledger,
+    changed only in the transaction that writes the entries they sum."""
+
+    client = ForeignKey(User, null=False, on_delete=OnDelete.restrict, index=True)
+    expert = ForeignKey(Expert, null=False, on_delete=OnDelete.restrict, index=True)
+    available = Integer(default=0, null=False)
+    held = Integer(default=0, null=False)
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
+
+
+class Lot(Table, tablename="credits_lot"):
+    """Credits that arrived together (a purchase, a grant) and expire together."""
+
+    wallet = ForeignKey(Wallet, null=False, on_delete=OnDelete.restrict, index=True)
+    reference = Varchar(length=80, null=False)  # "purchase:12", "adjust:<key>"
+    credits = Integer(null=False)  # as granted
+    remaining = Integer(null=False)  # neither held, captured, expired nor refunded
+    expires_at = Timestamptz(null=False)
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
+
+
+class Hold(Table, tablename="credits_hold"):
+    """Credits reserved for an exchange; ends once: captured, released or expired."""
+
+    wallet = ForeignKey(Wallet, null=False, on_delete=OnDelete.restrict, index=True)
+    reference = Varchar(length=80, null=False, unique=True)  # "booking:7", "question:3"
+    amount = Integer(null=False)
+    captured = Integer(default=0, null=False)
+    status = Varchar(length=16, choices=HoldStatus, default=HoldStatus.active.value, null=False)
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
+    ended_at = Timestamptz(null=True, default=None)
+
+
+class HoldPart(Table, tablename="credits_hold_part"):
+    """Which lots a hold took its credits from (oldest expiry first), to give them back."""
+
+    hold = ForeignKey(Hold, null=False, on_delete=OnDelete.restrict, index=True)
+    lot = ForeignKey(Lot, null=False, on_delete=OnDelete.restrict)
+    amount = Integer(null=False)
+
+
+class Entry(Table, tablename="credits_entry"):
+    """The append-only ledger. `amount` is the change of the available balance, except for
+    `capture`, which spends held credits (0 change of available, `held_change` < 0)."""
+
+    wallet = ForeignKey(Wallet, null=False, on_delete=OnDelete.restrict, index=True)
+    kind = Varchar(length=16, choices=EntryKind, null=False)
+    amount = Integer(null=False)  # change of `available`
+    held_change = Integer(default=0, null=False)  # change of `held`
+    idempotency_key = Varchar(length=120, null=False, unique=True)
+    reference = Varchar(length=80, null=False)  # what caused it
+    lot = ForeignKey(Lot, null=True, default=None, on_delete=OnDelete.restrict)
+    hold = ForeignKey(Hold, null=True, default=None, on_delete=OnDelete.restrict)
+    memo = Varchar(length=300, default="", null=False)
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
