@@ -67,14 +67,22 @@ def _password(args: argparse.Namespace) -> str:
     return args.password or getpass.getpass("Password: ")
 
 
-def _report_validation(run: Callable[[], Coroutine[Any, Any, Any]]) -> int:
-    from portal.errors import ValidationFailed
+def _report_errors(run: Callable[[], Coroutine[Any, Any, Any]]) -> int:
+    """Run; a refusal (bad input, unknown account, not enough credits) is exit code 2."""
+    from portal.credits.ledger import InsufficientCredits
+    from portal.errors import DomainError, ValidationFailed
 
     try:
         _run_async(run())
     except ValidationFailed as exc:
         for name, message in exc.errors.items():
             print(f"error: {name}: {message}", file=sys.stderr)
+        return 2
+    except InsufficientCredits as exc:
+        print(f"error: {exc.message} ({exc.missing} missing)", file=sys.stderr)
+        return 2
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
         return 2
     return 0
 
@@ -83,7 +91,7 @@ def cmd_create_expert(args: argparse.Namespace, settings: Settings) -> int:
     from portal.accounts.services import expert_create
 
     password = _password(args)
-    code = _report_validation(
+    code = _report_errors(
         lambda: expert_create(email=args.email, password=password, slug=args.slug, name=args.name)
     )
     if code == 0:
@@ -95,12 +103,58 @@ def cmd_create_client(args: argparse.Namespace, settings: Settings) -> int:
     from portal.accounts.services import user_create
 
     password = _password(args)
-    code = _report_validation(
+    code = _report_errors(
         lambda: user_create(email=args.email, password=password, name=args.name or "")
     )
     if code == 0:
         print(f"Client created: {args.email}")
     return code
+
+
+def cmd_credits_grant(args: argparse.Namespace, settings: Settings) -> int:
+    """Give or take back credits (a signed number) with a reason."""
+    import uuid
+
+    from portal.accounts.services import user_by_email
+    from portal.charter.services import expert_by_slug, version_current
+    from portal.credits.services import wallet_adjust
+    from portal.errors import NotFound
+
+    async def run() -> Any:
+        client = await user_by_email(args.client)
+        if client is None:
+            raise NotFound(f"no account for {args.client}")
+        expert = await expert_by_slug(args.expert)
+        current = await version_current(expert=expert)
+        months = current.rules.credit_validity_months if current else 12
+        return await wallet_adjust(
+            client_id=client.id,
+            expert_id=expert.id,
+            credits=args.credits,
+            reason=args.reason,
+            validity_months=months,
+            key=f"cli:{uuid.uuid4().hex}",
+        )
+
+    code = _report_errors(run)
+    if code == 0:
+        print(f"{args.credits:+d} credits for {args.client} with {args.expert}: {args.reason}")
+    return code
+
+
+def cmd_credits_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Recompute every wallet from its ledger; exit 1 on any difference."""
+    from portal.credits.services import verify_all
+
+    problems = _run_async(verify_all())
+    for wallet_id, found in problems.items():
+        for problem in found:
+            print(f"wallet {wallet_id}: {problem}")
+    if problems:
+        print(f"{len(problems)} wallet(s) with differences", file=sys.stderr)
+        return 1
+    print("every wallet matches its ledger")
+    return 0
 
 
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
@@ -288,6 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--password", help="'-' reads it from standard input; omitted: prompt")
     client.add_argument("--name", default="")
     client.set_defaults(func=cmd_create_client)
+    credits = sub.add_parser("credits", help="wallets and the credits ledger")
+    credits_sub = credits.add_subparsers(dest="credits_command", required=True)
+    grant = credits_sub.add_parser("grant", help="give (or, negative, take back) credits")
+    grant.add_argument("--client", required=True, help="the client's email")
+    grant.add_argument("--expert", required=True, help="the expert's slug")
+    grant.add_argument("--credits", required=True, type=int, help="may be negative")
+    grant.add_argument("--reason", required=True, help="shown to the client")
+    grant.set_defaults(func=cmd_credits_grant)
+    credits_sub.add_parser(
+        "verify", help="recompute every wallet from its entries; exit 1 on a difference"
+    ).set_defaults(func=cmd_credits_verify)
     return parser
 
 

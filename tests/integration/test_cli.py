@@ -197,3 +197,90 @@ def test_portal_run_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=30)
     assert process.returncode == 0
+
+
+async def test_credits_grant_and_verify_from_the_shell() -> None:
+    from portal.credits.tables import Entry, Wallet
+    from tests.support import make_published_expert, make_user
+
+    await make_user("c@example.org")
+    await make_published_expert()
+    given = portal(
+        "credits",
+        "grant",
+        "--client",
+        "c@example.org",
+        "--expert",
+        "alice-expert",
+        "--credits",
+        "5",
+        "--reason",
+        "Geste commercial",
+    )
+    assert given.returncode == 0, given.stderr
+    taken = portal(
+        "credits",
+        "grant",
+        "--client",
+        "c@example.org",
+        "--expert",
+        "alice-expert",
+        "--credits",
+        "-2",
+        "--reason",
+        "Correction",
+    )
+    assert taken.returncode == 0, taken.stderr
+    wallet = await Wallet.objects().first()
+    assert wallet is not None and (wallet.available, wallet.held) == (3, 0)
+    assert [e["memo"] for e in await Entry.select(Entry.memo).order_by(Entry.id)] == [
+        "Geste commercial",
+        "Correction",
+    ]
+    too_much = portal(
+        "credits",
+        "grant",
+        "--client",
+        "c@example.org",
+        "--expert",
+        "alice-expert",
+        "--credits",
+        "-9",
+        "--reason",
+        "Trop",
+    )
+    assert too_much.returncode == 2 and "6 missing" in too_much.stderr
+    no_reason = portal(
+        "credits",
+        "grant",
+        "--client",
+        "c@example.org",
+        "--expert",
+        "alice-expert",
+        "--credits",
+        "1",
+        "--reason",
+        " ",
+    )
+    assert no_reason.returncode == 2 and "reason" in no_reason.stderr
+    unknown = portal(
+        "credits",
+        "grant",
+        "--client",
+        "x@example.org",
+        "--expert",
+        "alice-expert",
+        "--credits",
+        "1",
+        "--reason",
+        "x",
+    )
+    assert unknown.returncode == 2 and "no account" in unknown.stderr
+
+    fine = portal("credits", "verify")
+    assert fine.returncode == 0 and "every wallet matches" in fine.stdout
+    await Wallet.update({Wallet.held: 4}).where(Wallet.id == wallet.id)  # a corrupted cache
+    broken = portal("credits", "verify")
+    assert broken.returncode == 1
+    assert f"wallet {wallet.id}: held 4 != sum of held changes 0" in broken.stdout
+    await Wallet.update({Wallet.held: 0}).where(Wallet.id == wallet.id)

@@ -46,3 +46,21 @@ def test_host_names_ignore_the_port() -> None:
     assert _hostname("[::1]:8000") == "[::1]"
     assert "localhost" in allowed_hosts("127.0.0.1")
     assert allowed_hosts("portal.example.fr") == frozenset({"portal.example.fr"})
+
+
+@pytest.mark.parametrize(
+    ("start", "months", "end"),
+    [
+        ("2026-01-31", 1, "2026-02-28"),
+        ("2026-11-24", 12, "2027-11-24"),
+        ("2028-02-29", 12, "2029-02-28"),
+        ("2026-12-15", 1, "2027-01-15"),
+    ],
+)
+def test_credit_validity_counts_calendar_months(start: str, months: int, end: str) -> None:
+    from datetime import UTC, datetime
+
+    from portal.credits.services import add_months
+
+    moment = datetime.fromisoformat(start).replace(tzinfo=UTC)
+    assert add_months(moment, months).date().isoformat() == end
