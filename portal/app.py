@@ -17,7 +17,6 @@ from litestar.plugins.flash import FlashConfig, FlashPlugin
 from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
-from litestar.stores.redis import RedisStore
 from litestar.template.config import TemplateConfig
 
 from portal import db, i18n
@@ -29,7 +28,13 @@ from portal.web.auth import AuthMiddleware, current_user
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.hosts import AllowedHostsMiddleware, allowed_hosts
 from portal.web.locale import LocaleMiddleware
-from portal.web.sessions import SESSION_KEY, SESSION_MAX_AGE, STORE_NAME, PortalSessionConfig
+from portal.web.sessions import (
+    SESSION_KEY,
+    SESSION_MAX_AGE,
+    STORE_NAME,
+    PortalRedisStore,
+    PortalSessionConfig,
+)
 
 HTMX_FILE = "js/htmx-2.0.11.min.js"
 NO_SESSION_PATHS = ("^/healthz$", "^/static/", "^/favicon.ico$")
@@ -147,7 +152,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             LocaleMiddleware(),
         ],
         csrf_config=_csrf(settings),
-        stores={STORE_NAME: RedisStore(redis, namespace="portal:session")},
+        stores={STORE_NAME: PortalRedisStore(redis, namespace="portal:session")},
         dependencies={
             "redis": Provide(lambda: redis, use_cache=True, sync_to_thread=False),
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),

@@ -255,6 +255,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         embedded = EmbeddedRedis(settings.var_dir)
         env["REDIS_URL"] = embedded.start()
     env.setdefault("SECRET_KEY", settings.secret_key)
+    if not os.environ.get("BASE_URL"):  # links in pages name the address actually served
+        env["BASE_URL"] = f"http://{args.host}:{args.port}"
 
     stopping = False
 

@@ -75,6 +75,16 @@ class PortalSQLiteEngine(SQLiteEngine):
         query_type: str = "generic",
         table: Any = None,
     ) -> list[dict[str, Any]]:
+        if not query.lstrip()[:6].upper().startswith(("SELECT", "WITH")):
+            # A write outside a transaction: on a connection of its own, under the write
+            # lock, so that waiting for SQLite's lock never stalls the shared reader.
+            async with _write_lock():
+                connection = await self._open()
+                try:
+                    async with connection.execute(query, args or []) as cursor:
+                        return await cursor.fetchall()  # type: ignore[return-value]
+                finally:
+                    await connection.close()
         # Autocommit (isolation_level=None): each statement is its own transaction.
         connection = await self._shared_connection()
         async with connection.execute(query, args or []) as cursor:
@@ -121,6 +131,9 @@ def _write_lock() -> asyncio.Lock:
 @asynccontextmanager
 async def write_transaction() -> AsyncIterator[Any]:
     engine = get_engine()
+    if (current := engine.current_transaction.get()) is not None:
+        yield current  # already inside one: it is the same unit of work
+        return
     if is_postgres(engine):
         async with engine.transaction() as transaction:
             yield transaction

@@ -40,4 +40,4 @@ class ValidationFailed(DomainError):
 
     def __init__(self, errors: dict[str, str]) -> None:
         self.errors = errors
-        super().__init__(N_("Please correct the fields below."))
+        super().__init__(N_("Some fields are not valid."))

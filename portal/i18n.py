@@ -90,17 +90,25 @@ def format_datetime(value: datetime, fmt: str = "medium") -> str:
     return dates.format_datetime(value, fmt, tzinfo=ZoneInfo(_timezone.get()), locale=_locale.get())
 
 
-def format_date(value: date | datetime, fmt: str = "long") -> str:
+def format_date(value: date | datetime, fmt: str = "long", tz: str | None = None) -> str:
+    """A date in the viewer's language; a moment is taken in `tz` (default: the viewer's)."""
     if isinstance(value, datetime):
-        value = value.astimezone(ZoneInfo(_timezone.get())).date()
+        value = value.astimezone(ZoneInfo(tz or _timezone.get())).date()
     return dates.format_date(value, fmt, locale=_locale.get())
 
 
-def format_money(minor_units: int, currency: str = "EUR") -> str:
-    """Integer minor units (cents) to a localised amount, exactly (no floats)."""
+def format_money(minor_units: int, currency: str = "EUR", short: bool = False) -> str:
+    """Integer minor units (cents) to a localised amount, exactly (no floats). `short`
+    leaves out zero cents ("76 €" rather than "76,00 €")."""
     digits = numbers.get_currency_precision(currency)
     amount = Decimal(minor_units).scaleb(-digits)
-    return numbers.format_currency(amount, currency, locale=_locale.get())
+    locale = _locale.get()
+    if short and minor_units % 10**digits == 0:
+        pattern = Locale.parse(locale).currency_formats["standard"].pattern.replace(".00", "")
+        return numbers.format_currency(
+            amount, currency, format=pattern, currency_digits=False, locale=locale
+        )
+    return numbers.format_currency(amount, currency, locale=locale)
 
 
 def format_minutes(minutes: int) -> str:
@@ -122,12 +130,24 @@ def format_number(value: int) -> str:
     return numbers.format_decimal(value, locale=_locale.get())
 
 
-@cache
-def timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
+_ZONE_TABLE = Path("/usr/share/zoneinfo/zone1970.tab")
 
 
 @cache
 def timezone_choices() -> list[str]:
-    """The zones offered in forms: regions only, sorted."""
-    return sorted(tz for tz in timezones() if "/" in tz and not tz.startswith(("Etc/", "SystemV/")))
+    """The zones offered in forms: the canonical ones (no old aliases such as
+    Asia/Calcutta or US/Eastern) when the system's table lists them, sorted; and UTC."""
+    known = available_timezones()
+    if _ZONE_TABLE.is_file():
+        lines = _ZONE_TABLE.read_text(encoding="utf-8").splitlines()
+        zones = {line.split("\t")[2] for line in lines if line and not line.startswith("#")}
+        zones &= known
+    else:
+        zones = {tz for tz in known if "/" in tz and not tz.startswith(("Etc/", "SystemV/", "US/"))}
+    return sorted(zones | {"UTC"})
+
+
+@cache
+def timezones() -> frozenset[str]:
+    """The zones accepted from people: those offered in forms."""
+    return frozenset(timezone_choices())

@@ -85,10 +85,14 @@ def _secret_key(var_dir: Path, given: str | None, base_url: str) -> str:
     # Local runs: a random key kept under var/ so sessions survive a restart.
     key_file = var_dir / "secret_key"
     if key_file.is_file():
-        return key_file.read_text(encoding="utf-8").strip()
+        key = key_file.read_text(encoding="utf-8").strip()
+        if len(key) >= 32:
+            return key
     var_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    key_file.write_text(key, encoding="utf-8")
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as f:  # private from its creation
+        f.write(key)
     key_file.chmod(0o600)
     return key
 

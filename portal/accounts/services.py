@@ -152,7 +152,12 @@ async def user_change_password(*, user: User, current: str, new: str, confirm: s
         raise ValidationFailed(errors)
     user.password_hash = await hash_password(new)
     user.password_changed_at = datetime.now(UTC)
-    await user.save([User.password_hash, User.password_changed_at])
+    async with write_transaction():
+        await user.save([User.password_hash, User.password_changed_at])
+        # Whoever had the old password may have made tokens: they end with it.
+        await ApiToken.update({ApiToken.revoked_at: user.password_changed_at}).where(
+            (ApiToken.user == user.id) & ApiToken.revoked_at.is_null()
+        )
     return user
 
 

@@ -32,19 +32,25 @@ LABELS = {
 }
 
 
+def _prices(prices: dict[int, int]) -> str:
+    offered = [
+        i18n.gettext("%(minutes)d min: %(credits)s")
+        % {
+            "minutes": d,
+            "credits": i18n.ngettext("%(num)d credit", "%(num)d credits", prices[d])
+            % {"num": prices[d]},
+        }
+        for d in DURATIONS
+        if d in prices
+    ]
+    return ", ".join(offered) or i18n.gettext("not offered")
+
+
 def describe(rules: Rules, field: str) -> str:
     """One rule as short text in the current language."""
     value = getattr(rules, field)
     if field in ("call_prices", "video_prices"):
-        offered = [f"{d} min: {value[d]}" for d in DURATIONS if d in value]
-        return ", ".join(offered) or i18n.gettext("not offered")
-    if field == "working_hours":
-        days = [
-            f"{i18n.weekday_name(n)} {format_hours(value[day])}"
-            for n, day in enumerate(WEEKDAYS)
-            if value.get(day)
-        ]
-        return "; ".join(days)
+        return _prices(value)
     if isinstance(value, bool):
         return i18n.gettext("yes") if value else i18n.gettext("no")
     if isinstance(value, str):
@@ -53,11 +59,33 @@ def describe(rules: Rules, field: str) -> str:
 
 
 def changes(old: Rules | None, new: Rules) -> list[tuple[str, str, str]]:
-    """(label, before, after) for every rule that differs; everything for a first version."""
+    """(label, before, after) for every rule that differs; everything for a first version.
+    Working hours are compared day by day, so a changed Saturday is one row."""
     rows = []
     for field in new.__struct_fields__:
-        before = describe(old, field) if old is not None else "—"
-        after = describe(new, field)
+        if field == "working_hours":
+            rows += _hours_changes(old, new)
+            continue
         if old is None or getattr(old, field) != getattr(new, field):
-            rows.append((i18n.gettext(LABELS[field]), before, after))
+            before = describe(old, field) if old is not None else "—"
+            rows.append((i18n.gettext(LABELS[field]), before, describe(new, field)))
+    return rows
+
+
+def _hours_changes(old: Rules | None, new: Rules) -> list[tuple[str, str, str]]:
+    rows = []
+    for n, day in enumerate(WEEKDAYS):
+        after = new.working_hours.get(day, [])
+        before = old.working_hours.get(day, []) if old is not None else None
+        if before == after:
+            continue
+        label = f"{i18n.gettext(LABELS['working_hours'])} — {i18n.weekday_name(n)}"
+        closed = i18n.gettext("closed")
+        rows.append(
+            (
+                label,
+                "—" if before is None else (format_hours(before) or closed),
+                format_hours(after) or closed,
+            )
+        )
     return rows

@@ -8,7 +8,6 @@ credit validity). Nothing here does I/O; services store the rules as JSON.
 from __future__ import annotations
 
 import re
-from zoneinfo import available_timezones
 
 import msgspec
 
@@ -99,14 +98,10 @@ def decode(text: str) -> Rules:
     return msgspec.json.decode(text, type=Rules)
 
 
-_TIMEZONES: frozenset[str] | None = None
-
-
 def _valid_timezone(name: str) -> bool:
-    global _TIMEZONES
-    if _TIMEZONES is None:
-        _TIMEZONES = frozenset(available_timezones())
-    return name in _TIMEZONES
+    from portal.i18n import timezones
+
+    return name in timezones()
 
 
 def _check_range(
@@ -153,6 +148,22 @@ def _check_hours(rules: Rules, errors: dict[str, str]) -> None:
             previous_end = end
     if rules.weekly_working_minutes() == 0 and not any(k.startswith("hours_") for k in errors):
         errors["working_hours"] = N_("Set at least one working period in the week.")
+        return
+    longest = max(
+        (
+            end - start
+            for periods in rules.working_hours.values()
+            for start, end in (p.minutes() for p in periods)
+        ),
+        default=0,
+    )
+    for channel in CHANNELS:
+        for duration in rules.prices(channel):
+            if duration in DURATIONS and duration > longest:
+                errors.setdefault(
+                    f"{channel}_{duration}",
+                    N_("No working period is long enough for this duration."),
+                )
 
 
 def validate(rules: Rules) -> dict[str, str]:
@@ -186,22 +197,22 @@ def validate(rules: Rules) -> dict[str, str]:
     if not _valid_timezone(rules.timezone):
         errors["timezone"] = N_("Choose a time zone from the list.")
     _check_hours(rules, errors)
-    if rules.urgent_enabled:
-        week = rules.weekly_working_minutes()
-        if rules.urgent_deadline_minutes < 15:
-            errors["urgent_deadline_minutes"] = N_("At least 15 working minutes.")
-        elif week and rules.urgent_deadline_minutes > week:
-            errors["urgent_deadline_minutes"] = N_(
-                "The deadline cannot be longer than the working week."
-            )
-        _check_range(
-            errors,
-            "urgent_premium",
-            rules.urgent_premium,
-            1,
-            MAX_PRICE,
-            N_("A price is a whole number of credits from 1 to 1000."),
+    # Checked even when urgency is off: the values are kept for when it is turned on.
+    week = rules.weekly_working_minutes()
+    if rules.urgent_deadline_minutes < 15:
+        errors["urgent_deadline_minutes"] = N_("At least 15 working minutes.")
+    elif week and rules.urgent_deadline_minutes > week:
+        errors["urgent_deadline_minutes"] = N_(
+            "The deadline cannot be longer than the working week."
         )
+    _check_range(
+        errors,
+        "urgent_premium",
+        rules.urgent_premium,
+        1,
+        MAX_PRICE,
+        N_("A price is a whole number of credits from 1 to 1000."),
+    )
     _check_range(
         errors, "cancel_free_hours", rules.cancel_free_hours, 0, 720, N_("Between 0 and 720 hours.")
     )
@@ -213,6 +224,10 @@ def validate(rules: Rules) -> dict[str, str]:
         errors, "min_notice_hours", rules.min_notice_hours, 0, 720, N_("Between 0 and 720 hours.")
     )
     _check_range(errors, "horizon_days", rules.horizon_days, 1, 365, N_("Between 1 and 365 days."))
+    if "min_notice_hours" not in errors and rules.min_notice_hours >= rules.horizon_days * 24:
+        errors["min_notice_hours"] = N_(
+            "The minimum notice must be shorter than the booking horizon."
+        )
     _check_range(
         errors, "buffer_minutes", rules.buffer_minutes, 0, 120, N_("Between 0 and 120 minutes.")
     )
@@ -258,7 +273,7 @@ def format_hours(intervals: list[Interval]) -> str:
     return ", ".join(f"{i.start}-{i.end}" for i in intervals)
 
 
-_CLOCK_RE = re.compile(r"^(\d{1,2})(?:[:h](\d{2})?)?$")
+_CLOCK_RE = re.compile(r"^(\d{1,2})(?:[:hH](\d{2})?)?$")
 
 
 def _clock(text: str) -> str | None:
@@ -273,7 +288,7 @@ def parse_hours(text: str) -> list[Interval] | None:
     """ "09:00-12:30, 14:00-18:00" (or "9h-12h30") -> periods; "" -> none; None if unreadable."""
     intervals = []
     for part in text.replace(";", ",").split(","):
-        part = part.replace(" ", "").replace("–", "-")
+        part = part.replace(" ", "").replace("–", "-").replace("—", "-")
         if not part:
             continue
         start, sep, end = part.partition("-")
@@ -302,15 +317,20 @@ def to_form(rules: Rules) -> dict[str, str]:
 
 
 def from_form(form: dict[str, str]) -> tuple[Rules | None, dict[str, str]]:
-    """Rules from the editor's fields (all strings), with a message id per bad field."""
+    """Rules from the editor's fields (all strings), with a message id per bad field.
+
+    Unreadable fields are reported together with the rules the readable ones break, so the
+    expert corrects everything in one go; the rules are returned only when all is valid.
+    """
     errors: dict[str, str] = {}
+    defaults = Rules()
     values: dict[str, object] = {}
 
-    def integer(field: str) -> int | None:
+    def integer(field: str, default: int) -> int:
         raw = form.get(field, "").strip()
-        if not re.fullmatch(r"-?\d{1,7}", raw):
+        if not re.fullmatch(r"-?[0-9]{1,7}", raw):
             errors[field] = N_("Enter a whole number.")
-            return None
+            return default
         return int(raw)
 
     for channel in CHANNELS:
@@ -318,12 +338,15 @@ def from_form(form: dict[str, str]) -> tuple[Rules | None, dict[str, str]]:
         for duration in DURATIONS:
             field = f"{channel}_{duration}"
             if form.get(field, "").strip():
-                price = integer(field)
-                if price is not None:
-                    prices[duration] = price
+                prices[duration] = integer(field, 1)
         values[f"{channel}_prices"] = prices
+    urgent = form.get("urgent_enabled", "") in ("on", "true", "1", "yes")
     for field in INT_FIELDS:
-        values[field] = integer(field)
+        default = getattr(defaults, field)
+        if not urgent and field.startswith("urgent_") and not form.get(field, "").strip():
+            values[field] = default  # urgency off: its numbers may be left empty
+        else:
+            values[field] = integer(field, default)
     for field in BOOL_FIELDS:
         values[field] = form.get(field, "") in ("on", "true", "1", "yes")
     for field in TEXT_FIELDS:
@@ -336,10 +359,9 @@ def from_form(form: dict[str, str]) -> tuple[Rules | None, dict[str, str]]:
         elif parsed:
             hours[weekday] = parsed
     values["working_hours"] = hours
-    if errors:
-        return None, errors
     rules = Rules(**values)  # type: ignore[arg-type]
-    return rules, validate(rules)
+    errors = {**validate(rules), **errors}
+    return (None if errors else rules), errors
 
 
 def credits_in_money(credits: int, pack_credits: int, pack_price_minor: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -77,6 +78,7 @@ async def draft_save(*, expert: Expert, rules: Rules) -> Rules:
         raise ValidationFailed(errors)
     encoded = charter_rules.encode(rules)
     async with write_transaction():
+        await _lock_expert(expert)  # a first save inserts: two at once must queue
         updated = (
             await CharterDraft.update(
                 {CharterDraft.rules: encoded, CharterDraft.updated_at: datetime.now(UTC)}
@@ -130,14 +132,31 @@ async def versions_list(*, expert: Expert) -> list[dict[str, object]]:
     )
 
 
-async def charter_publish(*, expert: Expert) -> Published:
-    """Freeze the draft as the next version. Refused when invalid or unchanged."""
-    rules = await draft_get(expert=expert)
-    if errors := charter_rules.validate(rules):
-        raise ValidationFailed(errors)
+async def _lock_expert(expert: Expert) -> None:
+    """Inside a write transaction: the expert's charter changes queue here (SQLite's
+    immediate transaction already serializes every writer)."""
+    if is_postgres():
+        await Expert.select(Expert.id).where(Expert.id == expert.id).lock_rows()
+
+
+def fingerprint(rules: Rules) -> str:
+    """Names one set of rules: the review page sends it back to publish what was shown."""
+    return hashlib.sha256(charter_rules.encode(rules).encode()).hexdigest()[:20]
+
+
+async def charter_publish(*, expert: Expert, reviewed: str | None = None) -> Published:
+    """Freeze the draft as the next version. Refused when invalid, unchanged, or (given the
+    fingerprint of what was reviewed) changed since the review."""
     async with write_transaction():
-        if is_postgres():  # publications of one expert queue here
-            await Expert.select(Expert.id).where(Expert.id == expert.id).lock_rows()
+        await _lock_expert(expert)
+        rules = await draft_get(expert=expert)
+        if reviewed is not None and fingerprint(rules) != reviewed:
+            raise Conflict(
+                N_("The draft changed since you reviewed it: review it again."),
+                code="draft_changed",
+            )
+        if errors := charter_rules.validate(rules):
+            raise ValidationFailed(errors)
         current = await version_current(expert=expert)
         if current is not None and current.rules == rules:
             raise Conflict(

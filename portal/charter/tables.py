@@ -15,7 +15,7 @@ class CharterDraft(Table, tablename="charter_draft"):
 
 
 class CharterVersion(Table, tablename="charter_version"):
-    """A published charter. Immutable: the database refuses updates and deletes."""
+    """A published charter. Immutable: the database refuses any update (a trigger)."""
 
     expert = ForeignKey(Expert, null=False, on_delete=OnDelete.restrict, index=True)
     number = Integer(null=False)  # 1, 2, ... per expert; unique with expert (migration)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from portal.credits import ledger
-from portal.credits.tables import Entry, EntryKind, Wallet
-from portal.errors import N_, ValidationFailed
+from portal.credits.tables import Entry, EntryKind, Lot, Wallet
+from portal.errors import N_, NotFound, ValidationFailed
 
 REASON_MAX = 300
 
@@ -63,3 +64,79 @@ async def verify_all() -> dict[int, list[str]]:
         if found:
             problems[row["id"]] = found
     return problems
+
+
+EXPIRING_WITHIN = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class WalletView:
+    wallet_id: int
+    expert_slug: str
+    expert_name: str
+    available: int
+    held: int
+    expiring_soon: int  # available credits whose lot expires within 30 days
+    next_expiry: datetime | None
+
+
+async def wallets_of(*, client_id: int, now: datetime | None = None) -> list[WalletView]:
+    """The client's balances, one per expert, for the client's space and the API."""
+    now = now or datetime.now(UTC)
+    wallets = (
+        await Wallet.select(
+            Wallet.id, Wallet.available, Wallet.held, Wallet.expert.slug, Wallet.expert.display_name
+        )
+        .where(Wallet.client == client_id)
+        .order_by(Wallet.expert.display_name)
+    )
+    views = []
+    for w in wallets:
+        lots = (
+            await Lot.select(Lot.remaining, Lot.expires_at)
+            .where((Lot.wallet == w["id"]) & (Lot.remaining > 0) & (Lot.expires_at > now))
+            .order_by(Lot.expires_at)
+        )
+        soon = sum(lot["remaining"] for lot in lots if lot["expires_at"] <= now + EXPIRING_WITHIN)
+        views.append(
+            WalletView(
+                wallet_id=w["id"],
+                expert_slug=w["expert.slug"],
+                expert_name=w["expert.display_name"],
+                available=w["available"],
+                held=w["held"],
+                expiring_soon=soon,
+                next_expiry=lots[0]["expires_at"] if lots else None,
+            )
+        )
+    return views
+
+
+async def wallet_of(*, client_id: int, expert_slug: str) -> WalletView:
+    for view in await wallets_of(client_id=client_id):
+        if view.expert_slug == expert_slug:
+            return view
+    raise NotFound(N_("You have no credits with this expert."))
+
+
+async def entries_of(*, wallet_id: int) -> list[dict[str, object]]:
+    """The wallet's ledger, oldest first, each entry with the balances after it."""
+    rows = (
+        await Entry.select(
+            Entry.id,
+            Entry.kind,
+            Entry.amount,
+            Entry.held_change,
+            Entry.reference,
+            Entry.memo,
+            Entry.created_at,
+        )
+        .where(Entry.wallet == wallet_id)
+        .order_by(Entry.id)
+    )
+    available = held = 0
+    for row in rows:
+        available += row["amount"]
+        held += row["held_change"]
+        row["available_after"], row["held_after"] = available, held
+    return rows

@@ -9,17 +9,15 @@ from litestar.plugins.flash import flash
 from litestar.response import Redirect
 
 from portal import i18n
+from portal.accounts.login import LoginRefused, Throttled, login_attempt, password_change_attempt
 from portal.accounts.services import (
-    normalize_email,
-    user_authenticate,
-    user_change_password,
     user_create,
     user_update_profile,
 )
 from portal.accounts.tables import Role, User
-from portal.accounts.throttle import LoginThrottle
 from portal.errors import ValidationFailed
 from portal.i18n import gettext as _
+from portal.i18n import ngettext
 from portal.routes.forms import Form, client_ip, field, safe_next, see_other, translated
 from portal.web import sessions
 from portal.web.auth import current_user, login_required
@@ -28,6 +26,15 @@ from portal.web.locale import LANG_COOKIE, TZ_COOKIE
 from portal.web.render import render
 
 ONE_YEAR = 365 * 24 * 3600
+
+
+def throttled_message(retry_after: int) -> str:
+    minutes = -(-retry_after // 60)
+    return ngettext(
+        "Too many failed attempts. Try again in %(num)d minute.",
+        "Too many failed attempts. Try again in %(num)d minutes.",
+        minutes,
+    ) % {"num": minutes}
 
 
 def _home_for(request: Request[Any, Any, Any], user: User) -> str:
@@ -80,32 +87,24 @@ async def login_submit(
     request: Request[Any, Any, Any], data: Form, redis: RedisDep
 ) -> Response[Any]:
     form = {"email": field(data, "email", 300), "next": field(data, "next", 2000)}
-    email, ip = normalize_email(form["email"]), client_ip(request)
-    throttle = LoginThrottle(redis)
-    if wait := await throttle.retry_after(email=email, ip=ip):
-        minutes = -(-wait // 60)
-        error = _("Too many failed attempts. Try again in %(minutes)d minutes.") % {
-            "minutes": minutes
-        }
+    try:
+        user = await login_attempt(
+            redis=redis,
+            email=form["email"],
+            password=field(data, "password", 2000),
+            ip=client_ip(request),
+        )
+    except Throttled as exc:
         return render(
             request,
             "pages/login.html",
             status_code=429,
             form=form,
-            error=error,
-            headers={"Retry-After": str(wait)},
+            error=throttled_message(exc.retry_after),
+            headers={"Retry-After": str(exc.retry_after)},
         )
-    user = await user_authenticate(email=email, password=field(data, "password", 2000))
-    if user is None:
-        await throttle.failed(email=email, ip=ip)
-        return render(
-            request,
-            "pages/login.html",
-            status_code=400,
-            form=form,
-            error=_("The email or the password is not correct."),
-        )
-    await throttle.succeeded(email=email, ip=ip)
+    except LoginRefused as exc:
+        return render(request, "pages/login.html", status_code=400, form=form, error=_(exc.message))
     await sessions.login(request, redis, user.id)
     return see_other(safe_next(form["next"], _home_for(request, user)))
 
@@ -163,14 +162,20 @@ async def account_password(
     user = current_user(request)
     assert user is not None
     try:
-        await user_change_password(
+        await password_change_attempt(
+            redis=redis,
             user=user,
+            ip=client_ip(request),
             current=field(data, "current_password", 2000),
             new=field(data, "new_password", 2000),
             confirm=field(data, "confirm_password", 2000),
         )
     except ValidationFailed as exc:
         return _account_page(request, 422, password_errors=translated(exc.errors))
+    except Throttled as exc:
+        return _account_page(
+            request, 429, password_errors={"current_password": throttled_message(exc.retry_after)}
+        )
     await sessions.end_other_sessions(request, redis, user.id)
     flash(request, _("Your password is changed. Your other sessions are logged out."), "success")
     return see_other(request.app.route_reverse("account"))

@@ -12,14 +12,12 @@ from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from portal.accounts.login import LoginRefused, Throttled, login_attempt
 from portal.accounts.services import (
-    normalize_email,
     token_create,
     token_revoke,
-    user_authenticate,
 )
 from portal.accounts.tables import User
-from portal.accounts.throttle import LoginThrottle
 from portal.i18n import gettext as _
 from portal.routes import api_charter
 from portal.routes.forms import client_ip
@@ -88,20 +86,14 @@ async def token_create_handler(
     request: Request[Any, Any, Any], data: JSONBody[TokenRequest], redis: RedisDep
 ) -> Response[Any]:
     """Exchange an email and password for a bearer token (send it as `Authorization: Bearer …`)."""
-    email, ip = normalize_email(data.email), client_ip(request)
-    throttle = LoginThrottle(redis)
-    if wait := await throttle.retry_after(email=email, ip=ip):
-        return _error(
-            429,
-            "throttled",
-            _("Too many failed attempts. Try again later."),
-            {"Retry-After": str(wait)},
+    try:
+        user = await login_attempt(
+            redis=redis, email=data.email, password=data.password, ip=client_ip(request)
         )
-    user = await user_authenticate(email=email, password=data.password)
-    if user is None:
-        await throttle.failed(email=email, ip=ip)
-        return _error(401, "invalid_credentials", _("The email or the password is not correct."))
-    await throttle.succeeded(email=email, ip=ip)
+    except Throttled as exc:
+        return _error(429, exc.code, _(exc.message), {"Retry-After": str(exc.retry_after)})
+    except LoginRefused as exc:
+        return _error(401, exc.code, _(exc.message))
     token = await token_create(user=user, name=data.name)
     return Response(
         TokenOut(token=token, token_type="bearer", user=UserOut.of(user)),  # noqa: S106

@@ -12,9 +12,8 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
-from portal.accounts.services import expert_for_user
 from portal.accounts.tables import Expert
-from portal.charter.rules import Rules
+from portal.charter.rules import CHANNELS, Rules
 from portal.charter.services import (
     Published,
     charter_publish,
@@ -27,8 +26,17 @@ from portal.charter.services import (
     version_current,
 )
 from portal.charter.tables import CreditPack
-from portal.errors import NotFound
-from portal.web.auth import current_user, expert_required
+from portal.errors import NotFound, ValidationFailed
+from portal.routes.forms import PathId
+from portal.web.auth import current_expert, expert_required
+
+# The same rules with every field required: the body of a draft replacement.
+RulesIn = msgspec.defstruct(
+    "RulesIn",
+    [(f.name, f.type) for f in msgspec.structs.fields(Rules)],
+    kw_only=True,
+    forbid_unknown_fields=True,
+)
 
 
 class ErrorOut(msgspec.Struct):
@@ -105,14 +113,6 @@ async def expert_profile(slug: FromPath[str]) -> ExpertOut:
     )
 
 
-async def _expert(request: Request[Any, Any, Any]) -> Expert:
-    user = current_user(request)
-    expert = await expert_for_user(user) if user else None
-    if expert is None:
-        raise NotFound()
-    return expert
-
-
 async def _draft_out(expert: Expert) -> DraftOut:
     current = await version_current(expert=expert)
     return DraftOut(
@@ -124,7 +124,7 @@ async def _draft_out(expert: Expert) -> DraftOut:
 @get("/expert/charter", name="api_charter_get", guards=[expert_required], tags=["expert"])
 async def charter_get(request: Request[Any, Any, Any]) -> DraftOut:
     """The draft being edited, and the version clients see."""
-    return await _draft_out(await _expert(request))
+    return await _draft_out(await current_expert(request))
 
 
 @put(
@@ -134,11 +134,26 @@ async def charter_get(request: Request[Any, Any, Any]) -> DraftOut:
     responses=ERRORS,
     tags=["expert"],
 )
-async def charter_put(request: Request[Any, Any, Any], data: JSONBody[Rules]) -> DraftOut:
-    """Replace the draft (validated: 422 with a message per field)."""
-    expert = await _expert(request)
-    await draft_save(expert=expert, rules=data)
+async def charter_put(request: Request[Any, Any, Any], data: JSONBody[RulesIn]) -> DraftOut:
+    """Replace the draft with a whole set of rules (every field is required, so a forgotten
+    one is refused rather than reset); 422 with a message per rule."""
+    expert = await current_expert(request)
+    try:
+        await draft_save(expert=expert, rules=Rules(**msgspec.structs.asdict(data)))
+    except ValidationFailed as exc:
+        paths = {_rule_path(name): message for name, message in exc.errors.items()}
+        raise ValidationFailed(paths) from exc
     return await _draft_out(expert)
+
+
+def _rule_path(field_name: str) -> str:
+    """The editor's field names as paths in the rules: "call_30" -> "call_prices.30"."""
+    channel, _sep, rest = field_name.partition("_")
+    if channel in CHANNELS and rest.isdigit():
+        return f"{channel}_prices.{rest}"
+    if field_name.startswith("hours_"):
+        return "working_hours." + field_name.removeprefix("hours_")
+    return field_name
 
 
 @post(
@@ -151,13 +166,13 @@ async def charter_put(request: Request[Any, Any, Any], data: JSONBody[Rules]) ->
 )
 async def charter_publish_api(request: Request[Any, Any, Any]) -> CharterOut:
     """Publish the draft as the next immutable version."""
-    return CharterOut.of(await charter_publish(expert=await _expert(request)))
+    return CharterOut.of(await charter_publish(expert=await current_expert(request)))
 
 
 @get("/expert/packs", name="api_packs", guards=[expert_required], tags=["expert"])
 async def packs_list(request: Request[Any, Any, Any]) -> list[PackOut]:
     """All the expert's packs, archived ones included."""
-    packs = await packs_for(expert=await _expert(request), active_only=False)
+    packs = await packs_for(expert=await current_expert(request), active_only=False)
     return [PackOut.of(p) for p in packs]
 
 
@@ -171,7 +186,7 @@ async def packs_list(request: Request[Any, Any, Any]) -> list[PackOut]:
 )
 async def pack_create_api(request: Request[Any, Any, Any], data: JSONBody[PackIn]) -> PackOut:
     pack = await pack_create(
-        expert=await _expert(request),
+        expert=await current_expert(request),
         name=data.name,
         credits=data.credits,
         price_minor=data.price,
@@ -188,10 +203,10 @@ async def pack_create_api(request: Request[Any, Any, Any], data: JSONBody[PackIn
     responses=ERRORS,
     tags=["expert"],
 )
-async def pack_archive_api(request: Request[Any, Any, Any], pack_id: FromPath[int]) -> PackOut:
+async def pack_archive_api(request: Request[Any, Any, Any], pack_id: PathId) -> PackOut:
     """Stop selling a pack; credits already bought are untouched."""
     return PackOut.of(
-        await pack_set_active(expert=await _expert(request), pack_id=pack_id, active=False)
+        await pack_set_active(expert=await current_expert(request), pack_id=pack_id, active=False)
     )
 
 
@@ -203,10 +218,10 @@ async def pack_archive_api(request: Request[Any, Any, Any], pack_id: FromPath[in
     responses=ERRORS,
     tags=["expert"],
 )
-async def pack_restore_api(request: Request[Any, Any, Any], pack_id: FromPath[int]) -> PackOut:
+async def pack_restore_api(request: Request[Any, Any, Any], pack_id: PathId) -> PackOut:
     """Sell an archived pack again."""
     return PackOut.of(
-        await pack_set_active(expert=await _expert(request), pack_id=pack_id, active=True)
+        await pack_set_active(expert=await current_expert(request), pack_id=pack_id, active=True)
     )
 
 

@@ -1,7 +1,7 @@
 """The public charter pages.
 
 The heavy part of a charter page (the rules and the packs, rendered) is cached under
-(expert, version, packs revision, language, time zone): one query per page on a hit. The
+(expert, version, current or not, packs revision, language): one query per page on a hit. The
 expert is named by id and creation time, since SQLite may give a deleted row's id again.
 """
 
@@ -17,6 +17,7 @@ from portal.charter import rules as charter_rules
 from portal.charter.services import PublicExpert, packs_for, public_expert, version_get
 from portal.charter.tables import CreditPack
 from portal.errors import NotFound
+from portal.routes.forms import PathId
 from portal.web.fragments import FragmentCache, render_fragment
 from portal.web.render import render
 
@@ -39,19 +40,16 @@ def money_table(rules: charter_rules.Rules, packs: list[CreditPack]) -> dict[int
 
 async def _packs_on_sale(expert: PublicExpert) -> list[CreditPack]:
     key = (expert.id, expert.created_at, expert.packs_rev)
-    return _packs.get(key) or _packs.put(key, await packs_for(expert=expert))
+    packs = _packs.get(key)
+    return packs if packs is not None else _packs.put(key, await packs_for(expert=expert))
 
 
 async def _body(request: Request[Any, Any, Any], expert: PublicExpert, number: int) -> Any:
     current = number == expert.charter_version
-    key = (
-        expert.id,
-        expert.created_at,
-        number,
-        expert.packs_rev,
-        i18n.current_locale(),
-        i18n.current_timezone(),
-    )
+    # Everything the fragment depends on: which version, whether it is the current one
+    # (only then are packs shown), the packs, the language. (Dates in it are in the
+    # charter's own time zone, not the viewer's.)
+    key = (expert.id, expert.created_at, number, current, expert.packs_rev, i18n.current_locale())
     body = _bodies.get(key)
     if body is None:
         version = await version_get(expert=expert, number=number)
@@ -93,7 +91,7 @@ async def expert_public(request: Request[Any, Any, Any], slug: FromPath[str]) ->
 
 @get("/e/{slug:str}/versions/{number:int}", name="expert_public_version", include_in_schema=False)
 async def expert_public_version(
-    request: Request[Any, Any, Any], slug: FromPath[str], number: FromPath[int]
+    request: Request[Any, Any, Any], slug: FromPath[str], number: PathId
 ) -> Response[Any]:
     return await _page(request, slug, number)
 

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request, Response, Router, get, post
-from litestar.params import FromPath
 from litestar.plugins.flash import flash
 
-from portal.accounts.services import expert_for_user, expert_update_profile
+from portal.accounts.services import expert_update_profile
 from portal.accounts.tables import Expert
 from portal.charter import rules as charter_rules
-from portal.charter.presentation import changes
+from portal.charter.presentation import LABELS, changes
 from portal.charter.services import (
     charter_publish,
     draft_get,
     draft_save,
+    fingerprint,
     pack_create,
     pack_set_active,
     packs_for,
@@ -23,20 +24,12 @@ from portal.charter.services import (
     version_get,
     versions_list,
 )
-from portal.errors import NotFound, ValidationFailed
+from portal.errors import Conflict, ValidationFailed
 from portal.i18n import gettext as _
 from portal.routes.charter import money_table
-from portal.routes.forms import Form, field, see_other, translated
-from portal.web.auth import current_user, expert_required
+from portal.routes.forms import Form, PathId, field, see_other, translated
+from portal.web.auth import current_expert, expert_required
 from portal.web.render import render
-
-
-async def _expert(request: Request[Any, Any, Any]) -> Expert:
-    user = current_user(request)
-    expert = await expert_for_user(user) if user else None
-    if expert is None:
-        raise NotFound()
-    return expert
 
 
 def _form_strings(data: dict[str, Any]) -> dict[str, str]:
@@ -59,12 +52,12 @@ async def _dashboard(
 
 @get("/", name="expert_dashboard")
 async def dashboard(request: Request[Any, Any, Any]) -> Response[Any]:
-    return await _dashboard(request, await _expert(request), {})
+    return await _dashboard(request, await current_expert(request), {})
 
 
 @post("/profile", name="expert_profile")
 async def profile_save(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
-    expert = await _expert(request)
+    expert = await current_expert(request)
     try:
         await expert_update_profile(
             expert=expert,
@@ -85,19 +78,18 @@ async def _editor(
     rules: charter_rules.Rules | None,
     errors: dict[str, str],
     *,
-    block: str | None = None,
     status_code: int = 200,
 ) -> Response[Any]:
     packs = await packs_for(expert=expert)
     return render(
         request,
         "pages/expert/charter_edit.html",
-        block=block,
         status_code=status_code,
         expert=expert,
         form=form,
         rules=rules,
         errors=translated(errors),
+        problems=_problems(errors),
         money=money_table(rules, packs) if rules else {},
         current=await version_current(expert=expert),
         versions=await versions_list(expert=expert),
@@ -108,19 +100,21 @@ async def _editor(
 
 @get("/charter", name="expert_charter")
 async def charter_edit(request: Request[Any, Any, Any]) -> Response[Any]:
-    expert = await _expert(request)
+    expert = await current_expert(request)
     rules = await draft_get(expert=expert)
     return await _editor(request, expert, charter_rules.to_form(rules), rules, {})
 
 
 @post("/charter", name="expert_charter_save")
 async def charter_save(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
-    expert = await _expert(request)
+    expert = await current_expert(request)
     form = _form_strings(data)
     rules, errors = charter_rules.from_form(form)
     if errors or rules is None:
         return await _editor(request, expert, form, None, errors, status_code=422)
     await draft_save(expert=expert, rules=rules)
+    if field(data, "then") == "review":
+        return see_other(request.app.route_reverse("expert_charter_review"))
     flash(request, _("Draft saved. Clients still see the published version."), "success")
     return see_other(request.app.route_reverse("expert_charter"))
 
@@ -128,15 +122,40 @@ async def charter_save(request: Request[Any, Any, Any], data: Form) -> Response[
 @post("/charter/preview", name="expert_charter_preview")
 async def charter_preview(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
     """The charter as clients would read it, from the form being typed (nothing saved)."""
-    expert = await _expert(request)
+    expert = await current_expert(request)
     form = _form_strings(data)
     rules, errors = charter_rules.from_form(form)
-    return await _editor(request, expert, form, None if errors else rules, errors, block="preview")
+    if not request.htmx:  # without JavaScript: the whole editor, as it was typed
+        return await _editor(request, expert, form, rules, errors)
+    packs = await packs_for(expert=expert)
+    return render(
+        request,
+        "pages/expert/charter_edit.html",
+        block="preview",
+        rules=rules,
+        money=money_table(rules, packs) if rules else {},
+        problems=_problems(errors),
+    )
+
+
+def _problems(errors: dict[str, str]) -> list[tuple[str, str]]:
+    """(field label, message) for the preview's list of what to correct."""
+    return [(_(LABELS.get(_rule_of(name), name)), _(message)) for name, message in errors.items()]
+
+
+def _rule_of(field_name: str) -> str:
+    """The rule a form field belongs to: "call_30" -> "call_prices", "hours_mon" -> ..."""
+    channel, _sep, rest = field_name.partition("_")
+    if channel in charter_rules.CHANNELS and rest.isdigit():
+        return f"{channel}_prices"
+    if field_name.startswith("hours_"):
+        return "working_hours"
+    return field_name
 
 
 @get("/charter/publish", name="expert_charter_review")
 async def charter_review(request: Request[Any, Any, Any]) -> Response[Any]:
-    expert = await _expert(request)
+    expert = await current_expert(request)
     draft = await draft_get(expert=expert)
     current = await version_current(expert=expert)
     return render(
@@ -146,20 +165,25 @@ async def charter_review(request: Request[Any, Any, Any]) -> Response[Any]:
         current=current,
         rows=changes(current.rules if current else None, draft),
         errors=translated(charter_rules.validate(draft)),
+        reviewed=fingerprint(draft),
     )
 
 
 @post("/charter/publish", name="expert_charter_publish")
-async def charter_publish_handler(request: Request[Any, Any, Any]) -> Response[Any]:
-    expert = await _expert(request)
-    published = await charter_publish(expert=expert)
+async def charter_publish_handler(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    expert = await current_expert(request)
+    try:
+        published = await charter_publish(expert=expert, reviewed=field(data, "reviewed", 64))
+    except Conflict as exc:
+        flash(request, _(exc.message), "error")
+        return see_other(request.app.route_reverse("expert_charter_review"))
     flash(request, _("Version %(number)d is published.") % {"number": published.number}, "success")
     return see_other(request.app.route_reverse("expert_charter"))
 
 
 @get("/charter/versions/{number:int}", name="expert_charter_version")
-async def charter_version(request: Request[Any, Any, Any], number: FromPath[int]) -> Response[Any]:
-    expert = await _expert(request)
+async def charter_version(request: Request[Any, Any, Any], number: PathId) -> Response[Any]:
+    expert = await current_expert(request)
     version = await version_get(expert=expert, number=number)
     return render(
         request,
@@ -189,16 +213,16 @@ def _packs_page(
 
 @get("/packs", name="expert_packs")
 async def packs_page(request: Request[Any, Any, Any]) -> Response[Any]:
-    expert = await _expert(request)
+    expert = await current_expert(request)
     return _packs_page(request, await packs_for(expert=expert, active_only=False), {}, {})
 
 
 @post("/packs", name="expert_pack_create")
 async def pack_create_handler(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
-    expert = await _expert(request)
+    expert = await current_expert(request)
     form = {name: field(data, name, 100) for name in ("name", "credits", "price")}
     price_minor = charter_rules.parse_amount(form["price"]) or 0  # 0 is refused with a message
-    credits = int(form["credits"]) if form["credits"].strip().isdigit() else 0
+    credits = int(form["credits"]) if re.fullmatch(r"[0-9]{1,6}", form["credits"].strip()) else 0
     try:
         await pack_create(
             expert=expert, name=form["name"], credits=credits, price_minor=price_minor
@@ -211,8 +235,8 @@ async def pack_create_handler(request: Request[Any, Any, Any], data: Form) -> Re
 
 
 @post("/packs/{pack_id:int}/archive", name="expert_pack_archive")
-async def pack_archive(request: Request[Any, Any, Any], pack_id: FromPath[int]) -> Response[Any]:
-    await pack_set_active(expert=await _expert(request), pack_id=pack_id, active=False)
+async def pack_archive(request: Request[Any, Any, Any], pack_id: PathId) -> Response[Any]:
+    await pack_set_active(expert=await current_expert(request), pack_id=pack_id, active=False)
     flash(
         request,
         _("The pack is archived: it is no longer sold. Credits already bought are kept."),
@@ -222,8 +246,8 @@ async def pack_archive(request: Request[Any, Any, Any], pack_id: FromPath[int]) 
 
 
 @post("/packs/{pack_id:int}/restore", name="expert_pack_restore")
-async def pack_restore(request: Request[Any, Any, Any], pack_id: FromPath[int]) -> Response[Any]:
-    await pack_set_active(expert=await _expert(request), pack_id=pack_id, active=True)
+async def pack_restore(request: Request[Any, Any, Any], pack_id: PathId) -> Response[Any]:
+    await pack_set_active(expert=await current_expert(request), pack_id=pack_id, active=True)
     flash(request, _("The pack is on sale again."), "success")
     return see_other(request.app.route_reverse("expert_packs"))
 

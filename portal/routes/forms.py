@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request
-from litestar.params import URLEncodedBody
+from litestar.params import PathParameter, URLEncodedBody
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
@@ -13,13 +13,16 @@ from portal.i18n import gettext as _
 
 Form = URLEncodedBody[dict[str, Any]]
 
+MAX_ID = 2**31 - 1  # a database integer: larger ids are refused before any query
+PathId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+
 
 def field(data: dict[str, Any], name: str, max_length: int = 10_000) -> str:
     """A form field as one string (a repeated field keeps its first value), bounded."""
     value = data.get(name, "")
     if isinstance(value, list):
         value = value[0] if value else ""
-    return str(value)[:max_length]
+    return str(value)[:max_length].replace("\x00", "")  # NUL: no database stores it
 
 
 def safe_next(target: str | None, default: str) -> str:

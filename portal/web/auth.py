@@ -11,9 +11,10 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from portal.accounts.services import token_user, user_by_id
-from portal.accounts.tables import Role, User
-from portal.web.sessions import SESSION_USER
+from portal.accounts.services import expert_for_user, token_user, user_by_id
+from portal.accounts.tables import Expert, Role, User
+from portal.errors import NotFound
+from portal.web.sessions import SESSION_AUTH_AT, SESSION_USER
 
 API_PREFIX = "/api/"
 
@@ -45,11 +46,25 @@ class AuthMiddleware(ASGIMiddleware):
             user_id = session.get(SESSION_USER) if isinstance(session, dict) else None
             if user_id is not None:
                 user = await user_by_id(user_id)
-                if user is None:
-                    session.pop(SESSION_USER, None)
+                if user is None or _older_than_password(session, user):
+                    user = None
+                    session.clear()  # a deleted account, or logged in before a password change
             scope["auth"] = "session" if user else None
         scope["user"] = user
         await next_app(scope, receive, send)
+
+
+def _older_than_password(session: dict[str, Any], user: User) -> bool:
+    return float(session.get(SESSION_AUTH_AT, 0)) < user.password_changed_at.timestamp()
+
+
+async def current_expert(connection: ASGIConnection[Any, Any, Any, Any]) -> Expert:
+    """The expert the logged-in user is (behind `expert_required`); else not found."""
+    user = current_user(connection)
+    expert = await expert_for_user(user) if user else None
+    if expert is None:
+        raise NotFound()
+    return expert
 
 
 def login_required(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

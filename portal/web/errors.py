@@ -10,8 +10,9 @@ import logging
 import re
 import sqlite3
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+from asyncpg.exceptions import DataError as PostgresDataError
 from asyncpg.exceptions import PostgresConnectionError, TooManyConnectionsError
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
@@ -23,7 +24,7 @@ from litestar.exceptions import (
 from litestar.plugins.htmx import ClientRedirect, HTMXRequest
 from litestar.response import Redirect, Template
 from litestar.status_codes import (
-    HTTP_401_UNAUTHORIZED,
+    HTTP_400_BAD_REQUEST,
     HTTP_403_FORBIDDEN,
     HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
@@ -32,8 +33,9 @@ from litestar.status_codes import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from portal.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from portal.errors import N_, Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from portal.i18n import gettext as _
+from portal.routes.forms import safe_next
 from portal.web.auth import is_api
 from portal.web.locale import activate_for
 
@@ -110,6 +112,25 @@ def _field_errors(exc: ValidationException) -> dict[str, str]:
     return errors
 
 
+# What to say when an error carries no sentence of its own (per status).
+GENERIC = {
+    400: N_("The request is not valid."),
+    401: N_("Authentication required: send a valid bearer token."),
+    403: N_("Your account does not give access to this resource."),
+    404: N_("Not found."),
+    405: N_("This method is not allowed here."),
+    409: N_("This conflicts with the current state."),
+    422: N_("Some fields are not valid."),
+    429: N_("Too many requests. Please wait a little."),
+}
+
+
+def _message(exc: DomainError, status: int) -> str:
+    if exc.message == exc.code:  # raised without a sentence
+        return _(GENERIC.get(status, N_("The request could not be completed.")))
+    return _(exc.message)
+
+
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     activate_for(request)
     status = domain_status(exc)
@@ -119,8 +140,12 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
             if isinstance(exc, ValidationFailed)
             else {}
         )
-        return _json(status, exc.code, _(exc.message), **extra)
-    return _page(request, status, "domain", message=_(exc.message))
+        response = _json(status, exc.code, _message(exc, status), **extra)
+    else:
+        response = _page(request, status, "domain", message=_message(exc, status))
+    if retry_after := getattr(exc, "retry_after", None):
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -134,21 +159,22 @@ def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
         if request.url.query:
             next_path += "?" + request.url.query
         login = request.app.route_reverse("login") + "?" + urlencode({"next": next_path})
-        if isinstance(request, HTMXRequest) and request.htmx:
+        htmx = request.htmx if isinstance(request, HTMXRequest) else None
+        if htmx and not htmx.history_restore_request:
             return ClientRedirect(login)  # a whole page, not a login form inside a fragment
         return Redirect(login)
     if api:
-        if isinstance(exc, ValidationException):
+        if isinstance(exc, ValidationException) or status == HTTP_400_BAD_REQUEST:
+            # Malformed JSON, wrong types, missing fields: the body is not acceptable.
             return _json(
-                status,
+                HTTP_422_UNPROCESSABLE_ENTITY,
                 "validation_failed",
                 _("The request is not valid."),
-                errors=_field_errors(exc),
+                errors=_field_errors(exc) if isinstance(exc, ValidationException) else {},
             )
         code = HTTP_CODES.get(status, "error")
-        if status == HTTP_401_UNAUTHORIZED:
-            return _json(status, code, _("Authentication required: send a valid bearer token."))
-        response = _json(status, code, str(exc.detail))
+        detail = GENERIC.get(status, N_("The request could not be completed."))
+        response = _json(status, code, _(detail))
         response.headers.update(exc.headers or {})
         return response
     if (
@@ -156,7 +182,10 @@ def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
         and isinstance(exc, PermissionDeniedException)
         and ("csrf" in str(exc.detail).lower())
     ):
-        return _page(request, status, "csrf", retry=request.headers.get("referer"))
+        referer = urlsplit(request.headers.get("referer", ""))
+        same_site = referer.netloc == request.url.netloc
+        retry = safe_next(referer.path + ("?" + referer.query if referer.query else ""), "/")
+        return _page(request, status, "csrf", retry=retry if same_site else "/")
     if isinstance(exc, ValidationException):
         return _page(request, status, "invalid", errors=_field_errors(exc))
     response = _page(request, status, "http", retry_after=(exc.headers or {}).get("Retry-After"))
@@ -179,6 +208,8 @@ def handle_outage(request: Request[Any, Any, Any], exc: Exception) -> Response[A
 def handle_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, OUTAGES):
         return handle_outage(request, exc)
+    if isinstance(exc, PostgresDataError):  # text PostgreSQL refuses, e.g. a NUL character
+        return handle_domain_error(request, ValidationFailed({"body": N_("Invalid characters.")}))
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     activate_for(request)
     if is_api(request.scope):

@@ -2,14 +2,19 @@
 
 Litestar's backend adopts whatever id a cookie carries and never changes it. Here:
 - an id is accepted only if the store holds data for it (a planted id is ignored);
-- `rotate()` (called at login and password change) moves the data to a fresh id and
-  deletes the old one from the store, so a fixed or stolen pre-login id is worthless;
-- an empty session is never stored and sets no cookie (anonymous visits cost nothing).
+- login, logout and a password change move the session to a fresh id and delete the old
+  one from the store, so a fixed or stolen id is worthless afterwards;
+- an existing session is written back only if it still exists: a request still running
+  when the session was ended cannot bring it back;
+- an empty session is never stored and sets no cookie (anonymous visits cost nothing);
+- a session remembers when its user logged in: one older than the user's last password
+  change is refused (see portal.web.auth).
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +25,7 @@ from litestar.middleware.session.server_side import (
     ServerSideSessionBackend,
     ServerSideSessionConfig,
 )
+from litestar.stores.redis import RedisStore
 from litestar.types import Empty, Message, ScopeSession
 from litestar.utils.dataclass import extract_dataclass_items
 from redis.asyncio import Redis
@@ -29,6 +35,7 @@ SCOPE_STORED = "portal.stored_session_id"  # the id whose data was loaded from t
 SCOPE_RETIRED = "portal.retired_session_ids"
 SESSION_KEY = "portal_session"  # the cookie's name
 SESSION_USER = "uid"
+SESSION_AUTH_AT = "auth_at"  # when the user logged in (epoch seconds)
 SESSION_ID_BYTES = 32
 SESSION_MAX_AGE = 14 * 24 * 3600
 STORE_NAME = "sessions"
@@ -61,24 +68,42 @@ class PortalSessionBackend(ServerSideSessionBackend):
         for session_id in retired:
             await self.delete(session_id, store=store)
         had_cookie = bool(connection.cookies.get(self.config.key))
+        stored = connection.scope.get(SCOPE_STORED)  # type: ignore[misc]
         if scope_session is Empty or not scope_session:
-            stored = connection.scope.get(SCOPE_STORED)  # type: ignore[misc]
             if stored and stored not in retired:
                 await self.delete(stored, store=store)
             if had_cookie:
-                params = dict(
-                    extract_dataclass_items(
-                        self.config, exclude_none=True, include=Cookie.__dict__.keys()
-                    )
-                )
                 MutableScopeHeaders.from_message(message).add(
                     "Set-Cookie",
-                    Cookie(value="null", key=self.config.key, expires=0, **params).to_header(
-                        header=""
-                    ),
+                    Cookie(
+                        value="null", key=self.config.key, expires=0, **self._cookie_params()
+                    ).to_header(header=""),
                 )
             return
+        session_id = self.get_session_id(connection)
+        if session_id == stored and isinstance(store, PortalRedisStore):
+            data = self.serialize_data(scope_session, connection.scope)
+            if not await store.set_existing(session_id, data, expires_in=self.config.max_age):
+                return  # ended meanwhile (logout, password change): stays ended
+            MutableScopeHeaders.from_message(message).add(
+                "Set-Cookie",
+                Cookie(value=session_id, key=self.config.key, **self._cookie_params()).to_header(
+                    header=""
+                ),
+            )
+            return
         await super().store_in_message(scope_session, message, connection)
+
+    def _cookie_params(self) -> dict[str, Any]:
+        return dict(
+            extract_dataclass_items(self.config, exclude_none=True, include=Cookie.__dict__.keys())
+        )
+
+
+class PortalRedisStore(RedisStore):
+    async def set_existing(self, key: str, value: bytes, expires_in: int) -> bool:
+        """Overwrite a value only if it is still there (Redis SET XX)."""
+        return bool(await self._redis.set(self._make_key(key), value, ex=expires_in, xx=True))
 
 
 @dataclass
@@ -105,6 +130,7 @@ async def login(request: Request, redis: Redis, user_id: int) -> None:
     session_id = _rotate(request)
     request.session.pop(SESSION_USER, None)
     request.session[SESSION_USER] = user_id
+    request.session[SESSION_AUTH_AT] = time.time()
     key = _user_sessions_key(user_id)
     await redis.sadd(key, session_id)
     await redis.expire(key, SESSION_MAX_AGE)

@@ -35,8 +35,8 @@ def test_expert_changes_a_price_and_publishes(page: Any, artifacts: Path) -> Non
     page.get_by_role("button", name="Enregistrer le brouillon").click()
     expect(page.locator(".alert-success")).to_contain_text("Brouillon enregistré")
 
-    page.get_by_role("link", name="Relire et publier…").click()
-    expect(page.locator("table.diff")).to_contain_text("30 min: 3")
+    page.get_by_role("button", name="Enregistrer et relire avant publication…").click()
+    expect(page.locator("table.diff")).to_contain_text("30\u00a0min\u202f: 3 crédits")
     page.screenshot(path=artifacts / "12-charter-review.png", full_page=True)
     page.get_by_role("button", name="Publier la version 2").click()
     expect(page.locator(".alert-success")).to_contain_text("La version 2 est publiée.")

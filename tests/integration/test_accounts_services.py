@@ -84,9 +84,9 @@ async def test_profile_and_password_changes_are_validated() -> None:
     with pytest.raises(ValidationFailed) as caught:
         await user_update_profile(user=user, name="x", locale="de", timezone="Mars/Base")
     assert set(caught.value.errors) == {"locale", "timezone"}
-    await user_update_profile(user=user, name="Camille", locale="en", timezone="America/Montreal")
+    await user_update_profile(user=user, name="Camille", locale="en", timezone="America/Toronto")
     stored = await User.objects().get(User.id == user.id)
-    assert (stored.locale, stored.timezone) == ("en", "America/Montreal")
+    assert (stored.locale, stored.timezone) == ("en", "America/Toronto")
 
     with pytest.raises(ValidationFailed) as caught:
         await user_change_password(user=user, current="wrong", new="abc", confirm="abd")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import msgspec
 import pytest
 from httpx import AsyncClient
 
+from portal.accounts.tables import Expert, User
 from portal.charter.rules import Rules
 from portal.charter.services import (
     charter_publish,
@@ -20,6 +22,12 @@ from portal.charter.services import (
 from portal.charter.tables import CharterVersion, CreditPack
 from portal.errors import Conflict, NotFound, ValidationFailed
 from tests.support import PASSWORD, login, make_expert, make_published_expert, make_user, post_form
+
+
+async def expert_of(email: str) -> Expert:
+    user = await User.objects().get(User.email == email)
+    return await Expert.objects().get(Expert.user == user.id)
+
 
 # --- services ---------------------------------------------------------------------------
 
@@ -107,14 +115,12 @@ async def test_public_charter_in_french(client: AsyncClient) -> None:
     assert "<title>Alice Expert — charte et prix · Portail</title>" in text
     assert 'name="description" content="Prix et règles de Alice Expert' in text
     assert "Charte des échanges, version 1, publiée le" in text
-    assert (
-        "2 crédits" in text and "≈ 80,00\u00a0€ – 90,00\u00a0€" in text
-    )  # 2 credits at 40 € or 45 €
+    assert "2 crédits" in text and "dès 80\u00a0€" in text  # 2 credits at 40 € or 45 €
     assert "Une réponse de conseil est facturée" in text
     assert "Chaque appel réservé inclut 2 questions de suivi dans les 7 jours." in text
     assert "sous 1\u00a0h de temps ouvré" in text
     assert "Annulation gratuite jusqu’à 24 heures avant le début." in text
-    assert "Au-delà\u202f: 100\u00a0% des crédits sont perdus." in text
+    assert "Annulation après ce délai\u202f: 100\u00a0% des crédits sont perdus." in text
     assert "Absence ou annulation de l’expert\u202f: tous les crédits sont libérés." in text
     assert "Les crédits restent valables 12 mois après l’achat" in text
     assert "Découverte" in text and "135,00\u00a0€" in text
@@ -127,9 +133,9 @@ async def test_public_charter_in_english(client: AsyncClient) -> None:
     assert "Charter version 1, published on" in text
     assert "Each booked call includes 2 follow-up questions within 7 days." in text
     assert "Free cancellation up to 24 hours before the start." in text
-    assert "Later: 100% of the credits are forfeited." in text
+    assert "Cancelled after that: 100% of the credits are forfeited." in text
     assert "An urgent question is answered within 1\u00a0h of working time" in text
-    assert "≈ €80.00" in text  # 2 credits at the pack's 40 € a credit
+    assert "from €80" in text  # 2 credits at the pack’s 40 € a credit
 
 
 async def test_archived_packs_leave_the_public_page(client: AsyncClient) -> None:
@@ -169,15 +175,33 @@ async def test_expert_changes_a_price_reviews_and_publishes(client: AsyncClient)
     assert "version 1" in (await client.get("/e/alice-expert")).text
     review = await client.get("/expert/charter/publish")
     assert "Prix des appels" in review.text
-    assert "15 min: 1, 30 min: 2, 45 min: 3" in review.text
-    assert "15 min: 1, 30 min: 3, 45 min: 3" in review.text
+    assert "30\u00a0min\u202f: 2 crédits" in review.text
+    assert "30\u00a0min\u202f: 3 crédits" in review.text
     assert "Publier la version 2" in review.text
-    published = await post_form(client, "/expert/charter/publish", {}, from_page="/expert/charter")
+    reviewed = re.search(r'name="reviewed" value="([0-9a-f]+)"', review.text).group(1)  # type: ignore[union-attr]
+    # Meanwhile, in another tab, the draft changes: what was reviewed is not published.
+    await draft_save(
+        expert=await expert_of("expert@example.org"),
+        rules=msgspec.structs.replace(Rules(), call_prices={15: 1, 30: 4, 45: 3}),
+    )
+    stale = await post_form(
+        client, "/expert/charter/publish", {"reviewed": reviewed}, from_page="/expert/charter"
+    )
+    assert stale.status_code == 303 and stale.headers["location"] == "/expert/charter/publish"
+    assert "version 1" in (await client.get("/e/alice-expert")).text
+    await draft_save(
+        expert=await expert_of("expert@example.org"),
+        rules=msgspec.structs.replace(Rules(), call_prices={15: 1, 30: 3, 45: 3}),
+    )
+    published = await post_form(
+        client, "/expert/charter/publish", {"reviewed": reviewed}, from_page="/expert/charter"
+    )
     assert published.status_code == 303
     page = (await client.get("/e/alice-expert")).text
     assert "version 2" in page and "3 crédits" in page
     old = (await client.get("/e/alice-expert/versions/1")).text
     assert "Vous lisez une version antérieure de cette charte." in old
+    assert "Packs de crédits" not in old  # once current and cached with its packs: no more
     nothing = await client.get("/expert/charter/publish")
     assert "Rien à publier" in nothing.text
 
@@ -200,7 +224,7 @@ async def test_bad_rules_get_a_message_per_field_on_the_page(client: AsyncClient
     assert "Un pourcentage de 0 à 100." in response.text
     assert "Une plage doit finir après son début." in response.text
     assert 'value="150"' in response.text  # what was typed stays in the form
-    assert await draft_get(expert=await make_expert("x@example.org", "x")) == Rules()
+    assert await draft_get(expert=await expert_of("expert@example.org")) == Rules()
 
 
 async def test_live_preview_is_a_fragment(client: AsyncClient) -> None:
@@ -317,7 +341,8 @@ async def test_api_expert_edits_and_publishes(client: AsyncClient) -> None:
     ("change", "field"),
     [
         ({"call_prices": {"20": 1}}, "call_prices"),
-        ({"call_prices": {"30": 0}}, "call_30"),
+        ({"call_prices": {"30": 0}}, "call_prices.30"),
+        ({"working_hours": {"mon": [{"start": "18:00", "end": "09:00"}]}}, "working_hours.mon"),
         ({"no_show_client_percent": 150}, "no_show_client_percent"),
         ({"urgent_deadline_minutes": 100_000}, "urgent_deadline_minutes"),
         ({"call_prices": {}, "video_prices": {}}, "channels"),
@@ -332,6 +357,19 @@ async def test_api_refuses_bad_rules_per_field(
     response = await client.put("/api/v1/expert/charter", json={**draft, **change}, headers=headers)
     assert response.status_code == 422
     assert field in response.json()["errors"]
+
+
+async def test_api_refuses_a_partial_draft(client: AsyncClient) -> None:
+    """A forgotten rule is refused, never silently reset to a default."""
+    await make_expert()
+    headers = await _bearer(client, "expert@example.org")
+    response = await client.put(
+        "/api/v1/expert/charter", json={"call_prices": {"30": 2}}, headers=headers
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_failed"
+    garbage = await client.put("/api/v1/expert/charter", content=b"{", headers=headers)
+    assert garbage.status_code == 422
 
 
 async def test_api_authorization(client: AsyncClient) -> None:
@@ -370,6 +408,8 @@ async def test_api_packs(client: AsyncClient) -> None:
     assert (
         await client.post(f"/api/v1/expert/packs/{foreign.id}/archive", headers=headers)
     ).status_code == 404
+    huge = await client.post("/api/v1/expert/packs/99999999999999999999/archive", headers=headers)
+    assert huge.status_code == 422  # refused before any query, not a 500
 
 
 async def test_openapi_describes_the_charter(client: AsyncClient) -> None:
@@ -406,3 +446,26 @@ async def test_expert_edits_the_public_profile(client: AsyncClient) -> None:
     assert ok.status_code == 303
     page = (await client.get("/e/alice-expert")).text
     assert "<h1>Alice Martin</h1>" in page and "Fiscaliste &lt;b&gt;" in page
+
+
+async def test_odd_input_on_pages_is_never_a_server_error(client: AsyncClient) -> None:
+    await make_published_expert()
+    await login(client, "expert@example.org")
+    assert (await client.get("/e/alice-expert/versions/99999999999999999999")).status_code == 422
+    assert (await client.get("/e/alice-expert/versions/0")).status_code in (404, 422)
+    assert (await client.get("/e/alice-expert/versions/7")).status_code == 404
+    superscript = await post_form(
+        client,
+        "/expert/packs",
+        {"name": "Pro", "credits": "²", "price": "10"},
+        from_page="/expert/packs",
+    )
+    assert superscript.status_code == 422
+    nul = await post_form(
+        client,
+        "/expert/packs",
+        {"name": "Pro\x00", "credits": "2", "price": "10"},
+        from_page="/expert/packs",
+    )
+    assert nul.status_code == 303
+    assert await CreditPack.count().where(CreditPack.name == "Pro") == 1

@@ -137,14 +137,14 @@ async def test_account_changes_language_and_time_zone(client: AsyncClient) -> No
     response = await post_form(
         client,
         "/account/profile",
-        {"name": "Camille B.", "locale": "en", "timezone": "America/Montreal"},
+        {"name": "Camille B.", "locale": "en", "timezone": "America/Toronto"},
         from_page="/account",
     )
     assert response.status_code == 303
     page = await client.get("/account")
     assert '<html lang="en">' in page.text
     assert "Your profile is saved." in page.text
-    assert "Times shown in America/Montreal." in page.text
+    assert "Times shown in America/Toronto." in page.text
     bad = await post_form(
         client,
         "/account/profile",
@@ -246,3 +246,56 @@ async def test_cookies_are_secure_behind_https() -> None:
             assert "Secure" in session_cookie and "HttpOnly" in session_cookie
             wrong_host = await client.get("http://127.0.0.1:8000/login")
             assert wrong_host.status_code == 400
+
+
+async def test_password_change_ends_sessions_the_index_forgot_and_api_tokens(
+    client: AsyncClient, other_client: AsyncClient
+) -> None:
+    from portal.redis import connect
+
+    await make_user("a@example.org")
+    await login(other_client, "a@example.org")
+    token = (
+        await client.post("/api/v1/tokens", json={"email": "a@example.org", "password": PASSWORD})
+    ).json()["token"]
+    redis = connect(get_settings().redis_url or "")
+    try:  # as if the index of the user's sessions had expired
+        for key in await redis.keys("portal:user-sessions:*"):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
+    await login(client, "a@example.org")
+    changed = await post_form(
+        client,
+        "/account/password",
+        {
+            "current_password": PASSWORD,
+            "new_password": "a brand new phrase",
+            "confirm_password": "a brand new phrase",
+        },
+        from_page="/account",
+    )
+    assert changed.status_code == 303
+    assert (await client.get("/account")).status_code == 200
+    assert (await other_client.get("/me", follow_redirects=False)).status_code == 302
+    api = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 401
+
+
+async def test_an_ended_session_is_not_written_back() -> None:
+    """A request still running when its session is ended (logout elsewhere) must not bring
+    it back when it finishes: write-backs only overwrite a session that still exists."""
+    from portal.redis import connect
+    from portal.web.sessions import PortalRedisStore
+
+    redis = connect(get_settings().redis_url or "")
+    try:
+        store = PortalRedisStore(redis, namespace="portal:session")
+        await store.set("alive", b"{}", expires_in=60)
+        assert await store.set_existing("alive", b'{"uid": 1}', expires_in=60)
+        assert await store.get("alive") == b'{"uid": 1}'
+        await store.delete("alive")
+        assert not await store.set_existing("alive", b'{"uid": 1}', expires_in=60)
+        assert await store.get("alive") is None
+    finally:
+        await redis.aclose()

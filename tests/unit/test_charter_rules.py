@@ -32,14 +32,18 @@ def day(draw: st.DrawFn) -> list[Interval]:
 
 @st.composite
 def valid_rules(draw: st.DrawFn) -> Rules:
-    call, video = draw(prices), draw(prices)
-    if not call and not video:
-        call = {30: 2}
     hours = {d: draw(day()) for d in draw(st.sets(st.sampled_from(WEEKDAYS), min_size=1))}
     hours = {d: periods for d, periods in hours.items() if periods}
     if not hours:
         hours = {"mon": [Interval("09:00", "12:00")]}
     week = sum(e - s for periods in hours.values() for s, e in (p.minutes() for p in periods))
+    longest = max(e - s for periods in hours.values() for s, e in (p.minutes() for p in periods))
+    # Only durations that fit in a working period can be offered.
+    call = {d: p for d, p in draw(prices).items() if d <= longest}
+    video = {d: p for d, p in draw(prices).items() if d <= longest}
+    if not call and not video:
+        call = {15: 1}
+    horizon = draw(st.integers(1, 365))
     return Rules(
         call_prices=call,
         video_prices=video,
@@ -49,14 +53,16 @@ def valid_rules(draw: st.DrawFn) -> Rules:
         urgent_enabled=draw(st.booleans()),
         urgent_deadline_minutes=draw(st.integers(15, max(15, week))),
         urgent_premium=draw(st.integers(1, r.MAX_PRICE)),
-        timezone=draw(st.sampled_from(["Europe/Paris", "America/Montreal", "Pacific/Noumea"])),
+        timezone=draw(
+            st.sampled_from(["Europe/Paris", "America/Toronto", "Pacific/Noumea", "UTC"])
+        ),
         working_hours=hours,
         off_hours_urgent=draw(st.booleans()),
         cancel_free_hours=draw(st.integers(0, 720)),
         cancel_late_forfeit_percent=draw(st.integers(0, 100)),
         no_show_client_percent=draw(st.integers(0, 100)),
-        min_notice_hours=draw(st.integers(0, 720)),
-        horizon_days=draw(st.integers(1, 365)),
+        min_notice_hours=draw(st.integers(0, min(720, horizon * 24 - 1))),
+        horizon_days=horizon,
         buffer_minutes=draw(st.integers(0, 120)),
         daily_cap=draw(st.integers(0, 48)),
         credit_validity_months=draw(st.integers(1, 60)),
@@ -131,6 +137,8 @@ def test_no_channel_at_all_is_refused() -> None:
     ("text", "field", "message"),
     [
         ("9h-12h", None, None),
+        ("9H-12H00", None, None),
+        ("9:00 — 12:00", None, None),
         ("09:00-08:00", "hours_mon", "A period must end after it starts."),
         ("09:00-12:00, 11:00-13:00", "hours_mon", "Periods of a day must not overlap."),
         ("09:10-12:00", "hours_mon", "Periods start and end on a quarter hour."),
@@ -149,12 +157,44 @@ def test_working_hours_from_the_form(text: str, field: str | None, message: str 
         assert errors.get(field) == message
 
 
-def test_form_reports_non_numbers_per_field() -> None:
+def test_form_reports_every_error_at_once() -> None:
     form = r.to_form(Rules())
-    form.update(call_30="two", daily_cap="", video_15="")
+    form.update(
+        call_30="two",
+        daily_cap="",
+        video_15="",
+        cancel_late_forfeit_percent="150",
+        hours_tue="18:00-09:00",
+    )
     rules, errors = r.from_form(form)
     assert rules is None
-    assert errors == {"call_30": "Enter a whole number.", "daily_cap": "Enter a whole number."}
+    assert errors == {
+        "call_30": "Enter a whole number.",
+        "daily_cap": "Enter a whole number.",
+        "cancel_late_forfeit_percent": "A percentage from 0 to 100.",
+        "hours_tue": "A period must end after it starts.",
+    }
+
+
+def test_urgency_off_leaves_its_numbers_optional() -> None:
+    form = r.to_form(Rules())
+    form.update(urgent_enabled="", urgent_deadline_minutes="", urgent_premium="")
+    rules, errors = r.from_form(form)
+    assert errors == {} and rules is not None and rules.urgent_enabled is False
+
+
+def test_rules_that_could_never_be_booked_are_refused() -> None:
+    errors = r.validate(Rules(min_notice_hours=48, horizon_days=2))
+    assert errors == {
+        "min_notice_hours": "The minimum notice must be shorter than the booking horizon."
+    }
+    short = Rules(working_hours={"mon": [Interval("09:00", "09:30")]}, urgent_deadline_minutes=30)
+    assert r.validate(short) == {
+        "call_45": "No working period is long enough for this duration.",
+        "video_45": "No working period is long enough for this duration.",
+    }
+    for zone in ("localtime", "Factory", "US/Eastern"):
+        assert "timezone" in r.validate(Rules(timezone=zone))
 
 
 def test_a_week_with_no_working_period_is_refused() -> None:
@@ -195,11 +235,20 @@ def test_changes_name_what_differs() -> None:
     before = Rules()
     after = msgspec.structs.replace(before, call_prices={15: 1, 30: 3, 45: 3}, daily_cap=4)
     assert changes(before, after) == [
-        ("Call prices", "15 min: 1, 30 min: 2, 45 min: 3", "15 min: 1, 30 min: 3, 45 min: 3"),
+        (
+            "Call prices",
+            "15 min: 1 credit, 30 min: 2 credits, 45 min: 3 credits",
+            "15 min: 1 credit, 30 min: 3 credits, 45 min: 3 credits",
+        ),
         ("Appointments a day at most (0: no cap)", "6", "4"),
     ]
     assert changes(after, after) == []
-    assert len(changes(None, after)) == len(Rules.__struct_fields__)
+    saturday = msgspec.structs.replace(
+        before, working_hours={**before.working_hours, "sat": [Interval("09:00", "12:00")]}
+    )
+    assert changes(before, saturday) == [("Working hours — Saturday", "closed", "09:00-12:00")]
+    first = changes(None, after)
+    assert len(first) == len(Rules.__struct_fields__) - 1 + len(WEEKDAYS)
 
 
 @settings(max_examples=30)
