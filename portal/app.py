@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -172,5 +173,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ),
         lifespan=[lifespan],
+        state=State({"settings": settings}),
         debug=settings.debug,
     )

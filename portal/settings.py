@@ -49,6 +49,7 @@ class Settings:
     smtp_url: str | None = None
     debug: bool = False
     var_dir: Path = Path("var")
+    trusted_proxies: frozenset[str] = frozenset()
 
     @property
     def is_https(self) -> bool:
@@ -128,6 +129,9 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path = Path(".e
         smtp_url=get("SMTP_URL"),
         debug=(get("DEBUG") or "").lower() in ("1", "true", "yes", "on"),
         var_dir=var_dir,
+        trusted_proxies=frozenset(
+            p.strip() for p in (get("TRUSTED_PROXIES") or "").split(",") if p.strip()
+        ),
     )
 
 

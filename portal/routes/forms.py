@@ -37,7 +37,17 @@ def translated(errors: dict[str, str]) -> dict[str, str]:
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
+    """The visitor's address. Behind proxies named in TRUSTED_PROXIES, the last address of
+    X-Forwarded-For that is not one of them (a client can prepend anything, not append)."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = request.app.state.settings.trusted_proxies
+    if peer not in trusted:
+        return peer
+    forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",")]
+    for address in reversed(forwarded):
+        if address and address not in trusted:
+            return address
+    return peer
 
 
 def see_other(path: str, **kwargs: Any) -> Redirect:

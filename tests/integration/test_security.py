@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from httpx import AsyncClient
 
@@ -167,3 +168,35 @@ async def test_user_text_is_escaped(client: AsyncClient) -> None:
 async def test_htmx_request_without_login_redirects_the_whole_page(client: AsyncClient) -> None:
     response = await client.get("/me", headers={"HX-Request": "true"}, follow_redirects=False)
     assert response.headers["HX-Redirect"] == "/login?next=%2Fme"
+
+
+async def test_addresses_behind_a_trusted_proxy() -> None:
+    """Behind the TLS proxy, throttling counts the visitor's address, not the proxy's."""
+    from dataclasses import replace
+
+    from litestar import Litestar, Request, get
+    from litestar.datastructures import State
+    from litestar.testing import AsyncTestClient
+
+    from portal.routes.forms import client_ip
+    from portal.settings import get_settings
+
+    @get("/ip")
+    async def ip(request: Request[Any, Any, Any]) -> str:
+        return client_ip(request)
+
+    settings = replace(get_settings(), trusted_proxies=frozenset({"testclient", "10.0.0.2"}))
+    app = Litestar([ip], state=State({"settings": settings}))
+    async with AsyncTestClient(app) as client:
+        assert (await client.get("/ip", headers={"X-Forwarded-For": "203.0.113.9"})).text == (
+            "203.0.113.9"
+        )
+        spoofed = await client.get(
+            "/ip", headers={"X-Forwarded-For": "1.1.1.1, 203.0.113.9, 10.0.0.2"}
+        )
+        assert spoofed.text == "203.0.113.9"
+    untrusted = Litestar([ip], state=State({"settings": get_settings()}))
+    async with AsyncTestClient(untrusted) as client:
+        assert (await client.get("/ip", headers={"X-Forwarded-For": "203.0.113.9"})).text == (
+            "testclient"
+        )
