@@ -20,6 +20,7 @@ from portal.accounts.services import (
 from portal.accounts.tables import User
 from portal.i18n import gettext as _
 from portal.routes import api_charter
+from portal.routes.api_charter import ErrorOut
 from portal.routes.forms import client_ip
 from portal.web.auth import current_user, login_required
 from portal.web.deps import RedisDep
@@ -57,11 +58,6 @@ class TokenOut(msgspec.Struct):
     token: str
     token_type: str
     user: UserOut
-
-
-class ErrorOut(msgspec.Struct):
-    code: str
-    detail: str
 
 
 def _error(
