@@ -19,7 +19,7 @@ from portal.accounts.services import (
 )
 from portal.accounts.tables import User
 from portal.i18n import gettext as _
-from portal.routes import api_charter
+from portal.routes import api_charter, api_credits
 from portal.routes.api_charter import ErrorOut
 from portal.routes.forms import client_ip
 from portal.web.auth import current_user, login_required
@@ -121,6 +121,12 @@ async def me(request: Request[Any, Any, Any]) -> UserOut:
 
 router = Router(
     path="/api/v1",
-    route_handlers=[token_create_handler, token_revoke_handler, me, *api_charter.HANDLERS],
+    route_handlers=[
+        token_create_handler,
+        token_revoke_handler,
+        me,
+        *api_charter.HANDLERS,
+        *api_credits.HANDLERS,
+    ],
     security=[{"BearerToken": []}],
 )

@@ -27,7 +27,7 @@ from portal.charter.services import (
 )
 from portal.charter.tables import CreditPack
 from portal.errors import NotFound, ValidationFailed
-from portal.routes.forms import PathId
+from portal.params import PathId
 from portal.web.auth import current_expert, expert_required
 
 # The same rules with every field required: the body of a draft replacement.

@@ -17,7 +17,7 @@ from portal.charter import rules as charter_rules
 from portal.charter.services import PublicExpert, packs_for, public_expert, version_get
 from portal.charter.tables import CreditPack
 from portal.errors import NotFound
-from portal.routes.forms import PathId
+from portal.params import PathId
 from portal.web.fragments import FragmentCache, render_fragment
 from portal.web.render import render
 

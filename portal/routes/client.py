@@ -1,16 +1,81 @@
+"""The client's space: balances per expert, each wallet's history and its CSV export."""
+
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from litestar import Request, Response, get
 
-from portal.web.auth import login_required
+from portal.credits.presentation import change, what
+from portal.credits.services import entries_of, wallet_of, wallets_of
+from portal.params import Slug
+from portal.web.auth import current_user, login_required
 from portal.web.render import render
+
+
+def _entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            **row,
+            "what": what(row["kind"], row["reference"], row["memo"]),
+            "change": change(row["kind"], row["amount"], row["held_change"]),
+        }
+        for row in rows
+    ]
 
 
 @get("/me", name="client_dashboard", guards=[login_required], include_in_schema=False)
 async def client_dashboard(request: Request[Any, Any, Any]) -> Response[Any]:
-    return render(request, "pages/me.html")
+    user = current_user(request)
+    assert user is not None
+    return render(request, "pages/me.html", wallets=await wallets_of(client_id=user.id))
 
 
-ROUTES = [client_dashboard]
+@get(
+    "/me/wallets/{slug:str}", name="client_wallet", guards=[login_required], include_in_schema=False
+)
+async def client_wallet(request: Request[Any, Any, Any], slug: Slug) -> Response[Any]:
+    user = current_user(request)
+    assert user is not None
+    wallet = await wallet_of(client_id=user.id, expert_slug=slug)
+    entries = _entries(await entries_of(wallet_id=wallet.wallet_id))
+    return render(request, "pages/client/wallet.html", wallet=wallet, entries=entries)
+
+
+@get(
+    "/me/wallets/{slug:str}/history.csv",
+    name="client_wallet_csv",
+    guards=[login_required],
+    include_in_schema=False,
+)
+async def client_wallet_csv(request: Request[Any, Any, Any], slug: Slug) -> Response[bytes]:
+    user = current_user(request)
+    assert user is not None
+    wallet = await wallet_of(client_id=user.id, expert_slug=slug)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["date_utc", "kind", "credits", "available_after", "held_after", "reference", "description"]
+    )
+    for e in _entries(await entries_of(wallet_id=wallet.wallet_id)):
+        writer.writerow(
+            [
+                e["created_at"].isoformat(),
+                e["kind"],
+                e["change"],
+                e["available_after"],
+                e["held_after"],
+                e["reference"],
+                e["what"],
+            ]
+        )
+    return Response(
+        out.getvalue().encode("utf-8-sig"),  # with a BOM, spreadsheets read the accents right
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="credits-{slug}.csv"'},
+    )
+
+
+ROUTES = [client_dashboard, client_wallet, client_wallet_csv]

@@ -26,8 +26,9 @@ from portal.charter.services import (
 )
 from portal.errors import Conflict, ValidationFailed
 from portal.i18n import gettext as _
+from portal.params import PathId
 from portal.routes.charter import money_table
-from portal.routes.forms import Form, PathId, field, see_other, translated
+from portal.routes.forms import Form, field, see_other, translated
 from portal.web.auth import current_expert, expert_required
 from portal.web.render import render
 

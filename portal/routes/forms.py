@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request
-from litestar.params import PathParameter, URLEncodedBody
+from litestar.params import URLEncodedBody
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from portal.i18n import gettext as _
 
 Form = URLEncodedBody[dict[str, Any]]
-
-MAX_ID = 2**31 - 1  # a database integer: larger ids are refused before any query
-PathId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 
 
 def field(data: dict[str, Any], name: str, max_length: int = 10_000) -> str:

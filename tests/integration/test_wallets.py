@@ -1,0 +1,90 @@
+"""The client's balances and history, on pages, as CSV and through the API."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+from httpx import AsyncClient
+
+from portal.credits import ledger
+from tests.support import PASSWORD, login, make_published_expert, make_user
+
+
+async def _wallet_with_history() -> int:
+    client = await make_user("c@example.org")
+    expert = await make_published_expert()
+    wallet = await ledger.wallet_for(client_id=client.id, expert_id=expert.id)
+    soon = datetime.now(UTC) + timedelta(days=10)
+    await ledger.grant(
+        wallet_id=wallet.id,
+        credits=5,
+        expires_at=soon,
+        reference="purchase:1",
+        key="grant:purchase:1",
+    )
+    await ledger.grant(
+        wallet_id=wallet.id,
+        credits=10,
+        expires_at=soon + timedelta(days=300),
+        reference="purchase:2",
+        key="grant:purchase:2",
+    )
+    held = await ledger.hold(wallet_id=wallet.id, amount=2, reference="booking:7")
+    await ledger.capture(wallet_id=wallet.id, hold_id=held.id)
+    await ledger.hold(wallet_id=wallet.id, amount=1, reference="question:4")
+    return wallet.id
+
+
+async def test_balances_on_the_client_space(client: AsyncClient) -> None:
+    await _wallet_with_history()
+    await login(client, "c@example.org")
+    page = (await client.get("/me")).text
+    assert "Alice Expert" in page
+    assert "12 crédits disponibles" in page
+    assert "1 crédit réservé pour des échanges à venir" in page
+    assert "2 crédits expirent dans les 30 jours" in page  # 5 bought, 3 taken from the oldest
+
+
+async def test_history_in_plain_words_and_csv(client: AsyncClient) -> None:
+    wallet_id = await _wallet_with_history()
+    await login(client, "c@example.org")
+    page = (await client.get("/me/wallets/alice-expert")).text
+    assert "Crédits débités — Rendez-vous n° 7" in page
+    assert "Crédits réservés — Question n° 4" in page
+    assert "Crédits ajoutés — Achat n° 2" in page
+    response = await client.get("/me/wallets/alice-expert/history.csv")
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert [r["kind"] for r in rows] == ["grant", "grant", "hold", "capture", "hold"]
+    assert [int(r["credits"]) for r in rows] == [5, 10, -2, -2, -1]
+    assert rows[-1]["available_after"] == "12" and rows[-1]["held_after"] == "1"
+    assert await ledger.wallet_check(wallet_id=wallet_id) == []
+
+
+async def test_someone_elses_wallet_is_not_found(client: AsyncClient) -> None:
+    await _wallet_with_history()
+    await make_user("other@example.org")
+    await login(client, "other@example.org")
+    assert (await client.get("/me/wallets/alice-expert")).status_code == 404
+    assert (await client.get("/me/wallets/alice-expert/history.csv")).status_code == 404
+    assert "Vous n’avez pas encore de crédits" in (await client.get("/me")).text
+
+
+async def test_wallets_through_the_api(client: AsyncClient) -> None:
+    await _wallet_with_history()
+    token = (
+        await client.post("/api/v1/tokens", json={"email": "c@example.org", "password": PASSWORD})
+    ).json()
+    headers = {"Authorization": f"Bearer {token['token']}"}
+    wallets = (await client.get("/api/v1/wallets", headers=headers)).json()
+    assert [(w["expert"], w["available"], w["held"], w["expiring_soon"]) for w in wallets] == [
+        ("alice-expert", 12, 1, 2)
+    ]
+    ledger_rows = (await client.get("/api/v1/wallets/alice-expert/ledger", headers=headers)).json()
+    assert [r["kind"] for r in ledger_rows] == ["grant", "grant", "hold", "capture", "hold"]
+    assert ledger_rows[3]["reference"] == "booking:7"
+    missing = await client.get("/api/v1/wallets/nobody/ledger", headers=headers)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert (await client.get("/api/v1/wallets")).status_code == 401
