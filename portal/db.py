@@ -9,12 +9,14 @@ transaction, the caller taking row locks where it needs them.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
+from asyncpg.exceptions import UniqueViolationError
 from piccolo.engine.base import Engine
 from piccolo.engine.finder import engine_finder
 from piccolo.engine.postgres import PostgresEngine
@@ -140,6 +142,13 @@ async def write_transaction() -> AsyncIterator[Any]:
         return
     async with _write_lock(), engine.transaction(transaction_type=TransactionType.immediate) as tx:
         yield tx
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """A unique constraint refused a row (two writers raced to create the same thing)."""
+    if isinstance(exc, UniqueViolationError):
+        return True
+    return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
 
 
 async def prepare_sqlite(engine: Engine) -> None:

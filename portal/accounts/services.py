@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from portal.accounts.passwords import hash_password, needs_rehash, verify_password
 from portal.accounts.tables import ApiToken, Expert, Role, User
-from portal.db import write_transaction
+from portal.db import is_unique_violation, write_transaction
 from portal.errors import N_, ValidationFailed
 from portal.i18n import DEFAULT_TIMEZONE, LOCALES, timezones
 
@@ -21,6 +21,8 @@ NAME_MAX = 120
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+EMAIL_TAKEN = N_("An account already exists with this email.")
+SLUG_TAKEN = N_("This address is already taken.")
 TOKEN_PREFIX = "ptl_"  # noqa: S105 (a prefix, not a secret)
 TOKEN_TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is a hint, not a write per call
 
@@ -76,7 +78,7 @@ async def _insert_user(
 ) -> User:
     """Inside a write transaction: the email is unique, the database says so too."""
     if await User.exists().where(User.email == email):
-        raise ValidationFailed({"email": N_("An account already exists with this email.")})
+        raise ValidationFailed({"email": EMAIL_TAKEN})
     user = User(email=email, password_hash=password_hash, name=name, role=role.value, **profile)
     await user.save()
     return user
@@ -96,19 +98,24 @@ async def user_create(
         email=email, password=password, name=name, locale=locale, timezone=timezone
     )
     if "email" not in errors and await User.exists().where(User.email == email):
-        errors["email"] = N_("An account already exists with this email.")
+        errors["email"] = EMAIL_TAKEN
     if errors:
         raise ValidationFailed(errors)
     password_hash = await hash_password(password)
-    async with write_transaction():
-        return await _insert_user(
-            email=email,
-            password_hash=password_hash,
-            name=name,
-            role=role,
-            locale=locale,
-            timezone=timezone,
-        )
+    try:
+        async with write_transaction():
+            return await _insert_user(
+                email=email,
+                password_hash=password_hash,
+                name=name,
+                role=role,
+                locale=locale,
+                timezone=timezone,
+            )
+    except Exception as exc:  # PostgreSQL: a racing signup took the email first
+        if is_unique_violation(exc):
+            raise ValidationFailed({"email": EMAIL_TAKEN}) from exc
+        raise
 
 
 async def user_authenticate(*, email: str, password: str) -> User | None:
@@ -175,14 +182,23 @@ async def expert_create(
     if errors:
         raise ValidationFailed(errors)
     password_hash = await hash_password(password)
-    async with write_transaction():
-        if await Expert.exists().where(Expert.slug == slug):
-            raise ValidationFailed({"slug": N_("This address is already taken.")})
-        user = await _insert_user(
-            email=email, password_hash=password_hash, name=name, role=Role.expert, timezone=timezone
-        )
-        expert = Expert(user=user.id, slug=slug, display_name=name)
-        await expert.save()
+    try:
+        async with write_transaction():
+            if await Expert.exists().where(Expert.slug == slug):
+                raise ValidationFailed({"slug": SLUG_TAKEN})
+            user = await _insert_user(
+                email=email,
+                password_hash=password_hash,
+                name=name,
+                role=Role.expert,
+                timezone=timezone,
+            )
+            expert = Expert(user=user.id, slug=slug, display_name=name)
+            await expert.save()
+    except Exception as exc:  # PostgreSQL: a racing creation took the email or the slug
+        if is_unique_violation(exc):
+            raise ValidationFailed({"slug": SLUG_TAKEN, "email": EMAIL_TAKEN}) from exc
+        raise
     return expert
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from portal.credits.tables import Entry, EntryKind, Hold, HoldPart, HoldStatus, Lot, Wallet
-from portal.db import is_postgres, write_transaction
+from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, DomainError, NotFound, ValidationFailed
 
 
@@ -52,11 +52,17 @@ async def wallet_for(*, client_id: int, expert_id: int) -> Wallet:
     wallet = await query.first()
     if wallet is not None:
         return wallet
-    async with write_transaction():
+    try:
+        async with write_transaction():
+            wallet = await query.first()
+            if wallet is None:
+                wallet = Wallet(client=client_id, expert=expert_id)
+                await wallet.save()
+    except Exception as exc:  # PostgreSQL: a racing first use created it
+        if not is_unique_violation(exc):
+            raise
         wallet = await query.first()
-        if wallet is None:
-            wallet = Wallet(client=client_id, expert=expert_id)
-            await wallet.save()
+    assert wallet is not None
     return wallet
 
 

@@ -217,3 +217,13 @@ async def test_holds_from_four_processes_never_overspend(wallet: Wallet) -> None
     assert all(p.returncode == 0 for p in processes), [err.decode()[-800:] for _, err in outputs]
     assert sum(int(out) for out, _ in outputs) == 10
     assert await ledger.balance(wallet_id=wallet.id) == ledger.Balance(available=0, held=10)
+
+
+async def test_concurrent_first_uses_make_one_wallet() -> None:
+    client = await make_user()
+    expert = await make_expert()
+    wallets = await asyncio.gather(
+        *(ledger.wallet_for(client_id=client.id, expert_id=expert.id) for _ in range(8))
+    )
+    assert len({w.id for w in wallets}) == 1
+    assert await Wallet.count() == 1
