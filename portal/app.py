@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -66,6 +67,7 @@ def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
         weekday_name=i18n.weekday_name,
         current_user=current_user,
         htmx_file=HTMX_FILE,
+        uuid=lambda: uuid.uuid4().hex,  # a key per form: posting it twice applies once
         base_url=settings.base_url,
     )
     engine = JinjaTemplateEngine.from_environment(env)

@@ -33,8 +33,10 @@ def what(kind: str, reference: str, memo: str) -> str:
         EntryKind.refund.value: i18n.gettext("Credits taken back (refund)"),
         EntryKind.adjust.value: i18n.gettext("Adjustment by the expert"),
     }
-    line = f"{verbs.get(kind, kind)} — {cause(reference)}"
-    return f"{line}: {memo}" if memo else line
+    line = verbs.get(kind, kind)
+    if not reference.startswith("adjust:"):  # an adjustment's cause is its reason
+        line = f"{line} — {cause(reference)}"
+    return i18n.gettext("%(what)s: %(why)s") % {"what": line, "why": memo} if memo else line
 
 
 def change(kind: str, amount: int, held_change: int) -> int:

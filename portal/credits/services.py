@@ -140,3 +140,29 @@ async def entries_of(*, wallet_id: int) -> list[dict[str, object]]:
         held += row["held_change"]
         row["available_after"], row["held_after"] = available, held
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class ClientBalance:
+    client_id: int
+    email: str
+    name: str
+    available: int
+    held: int
+
+
+async def clients_of(*, expert_id: int) -> list[ClientBalance]:
+    """The expert's clients (those with a wallet), with their balances."""
+    rows = (
+        await Wallet.select(
+            Wallet.client.id, Wallet.client.email, Wallet.client.name, Wallet.available, Wallet.held
+        )
+        .where(Wallet.expert == expert_id)
+        .order_by(Wallet.client.email)
+    )
+    return [
+        ClientBalance(
+            r["client.id"], r["client.email"], r["client.name"], r["available"], r["held"]
+        )
+        for r in rows
+    ]

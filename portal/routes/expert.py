@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from litestar import Request, Response, Router, get, post
 from litestar.plugins.flash import flash
 
-from portal.accounts.services import expert_update_profile
+from portal.accounts.services import expert_update_profile, user_by_email
 from portal.accounts.tables import Expert
 from portal.charter import rules as charter_rules
 from portal.charter.presentation import LABELS, changes
@@ -24,7 +25,9 @@ from portal.charter.services import (
     version_get,
     versions_list,
 )
-from portal.errors import Conflict, ValidationFailed
+from portal.credits.ledger import InsufficientCredits
+from portal.credits.services import clients_of, wallet_adjust
+from portal.errors import N_, Conflict, ValidationFailed
 from portal.i18n import gettext as _
 from portal.params import PathId
 from portal.routes.charter import money_table
@@ -195,6 +198,58 @@ async def charter_version(request: Request[Any, Any, Any], number: PathId) -> Re
     )
 
 
+@get("/clients", name="expert_clients")
+async def clients_page(request: Request[Any, Any, Any]) -> Response[Any]:
+    expert = await current_expert(request)
+    return await _clients(request, expert, {}, {})
+
+
+async def _clients(
+    request: Request[Any, Any, Any],
+    expert: Expert,
+    form: dict[str, str],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response[Any]:
+    return render(
+        request,
+        "pages/expert/clients.html",
+        status_code=status_code,
+        clients=await clients_of(expert_id=expert.id),
+        form=form,
+        errors=translated(errors),
+    )
+
+
+@post("/clients/adjust", name="expert_clients_adjust")
+async def clients_adjust(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    """Give or take back credits, with a reason the client reads in their history."""
+    expert = await current_expert(request)
+    form = {name: field(data, name, 400) for name in ("email", "credits", "reason", "key")}
+    raw = form["credits"].strip()
+    credits = int(raw) if re.fullmatch(r"[+-]?[0-9]{1,6}", raw) else 0
+    try:
+        client = await user_by_email(form["email"])
+        if client is None:
+            raise ValidationFailed({"email": N_("No client has this email.")})
+        current = await version_current(expert=expert)
+        await wallet_adjust(
+            client_id=client.id,
+            expert_id=expert.id,
+            credits=credits,
+            reason=form["reason"],
+            validity_months=current.rules.credit_validity_months if current else 12,
+            key=f"expert:{expert.id}:{form['key'] or uuid.uuid4().hex}",
+        )
+    except ValidationFailed as exc:
+        return await _clients(request, expert, form, exc.errors, status_code=422)
+    except InsufficientCredits:
+        errors = {"credits": N_("This client has fewer credits available than that.")}
+        return await _clients(request, expert, form, errors, status_code=422)
+    flash(request, _("The client's credits are adjusted."), "success")
+    return see_other(request.app.route_reverse("expert_clients"))
+
+
 def _packs_page(
     request: Request[Any, Any, Any],
     packs: list[Any],
@@ -268,6 +323,8 @@ router = Router(
         pack_create_handler,
         pack_archive,
         pack_restore,
+        clients_page,
+        clients_adjust,
     ],
     guards=[expert_required],
     include_in_schema=False,

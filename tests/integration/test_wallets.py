@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from httpx import AsyncClient
 
 from portal.credits import ledger
-from tests.support import PASSWORD, login, make_published_expert, make_user
+from tests.support import PASSWORD, login, make_published_expert, make_user, post_form
 
 
 async def _wallet_with_history() -> int:
@@ -88,3 +88,58 @@ async def test_wallets_through_the_api(client: AsyncClient) -> None:
     missing = await client.get("/api/v1/wallets/nobody/ledger", headers=headers)
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
     assert (await client.get("/api/v1/wallets")).status_code == 401
+
+
+async def test_expert_gives_and_takes_back_credits_once_per_form(client: AsyncClient) -> None:
+    from portal.credits.tables import Entry
+
+    await make_user("c@example.org")
+    await make_published_expert()
+    await login(client, "expert@example.org")
+    form = {"email": "c@example.org", "credits": "+5", "reason": "Geste commercial", "key": "k1"}
+    first = await post_form(client, "/expert/clients/adjust", form, from_page="/expert/clients")
+    again = await post_form(client, "/expert/clients/adjust", form, from_page="/expert/clients")
+    assert first.status_code == again.status_code == 303
+    assert await Entry.count() == 1  # a double submission applies once
+    page = (await client.get("/expert/clients")).text
+    assert "c@example.org" in page
+    too_much = await post_form(
+        client,
+        "/expert/clients/adjust",
+        {**form, "credits": "-9", "key": "k2"},
+        from_page="/expert/clients",
+    )
+    assert too_much.status_code == 422
+    assert "Ce client a moins de crédits disponibles." in too_much.text
+    no_reason = await post_form(
+        client,
+        "/expert/clients/adjust",
+        {**form, "reason": "", "key": "k3"},
+        from_page="/expert/clients",
+    )
+    assert no_reason.status_code == 422 and "Indiquez un motif" in no_reason.text
+    nobody = await post_form(
+        client,
+        "/expert/clients/adjust",
+        {**form, "email": "x@example.org", "key": "k4"},
+        from_page="/expert/clients",
+    )
+    assert nobody.status_code == 422 and "Aucun client n’a cette adresse e-mail." in nobody.text
+    taken = await post_form(
+        client,
+        "/expert/clients/adjust",
+        {**form, "credits": "-2", "reason": "Correction", "key": "k5"},
+        from_page="/expert/clients",
+    )
+    assert taken.status_code == 303
+    await post_form(client, "/logout", {}, from_page="/expert")
+    await login(client, "c@example.org")
+    history = (await client.get("/me/wallets/alice-expert")).text
+    assert "Ajustement par l’expert\u202f: Geste commercial" in history
+    assert "3 crédits disponibles" in (await client.get("/me")).text
+
+
+async def test_clients_page_is_for_experts(client: AsyncClient) -> None:
+    await make_user("c@example.org")
+    await login(client, "c@example.org")
+    assert (await client.get("/expert/clients")).status_code == 403
