@@ -5,6 +5,8 @@ Real environment variables win over `.env`. Every setting is documented in the R
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -58,6 +60,15 @@ class Settings:
     @property
     def host(self) -> str:
         return urlparse(self.base_url).hostname or "127.0.0.1"
+
+    @property
+    def webhook_secret(self) -> str:
+        """STRIPE_WEBHOOK_SECRET; without it (local runs, tests), one derived from SECRET_KEY
+        that the test checkout signs its events with."""
+        if self.stripe_webhook_secret:
+            return self.stripe_webhook_secret
+        digest = hmac.new(self.secret_key.encode(), b"stripe-webhook", hashlib.sha256)
+        return "whsec_local_" + digest.hexdigest()
 
     @property
     def database_engine(self) -> str:

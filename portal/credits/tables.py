@@ -1,11 +1,12 @@
 from enum import StrEnum
 
-from piccolo.columns import ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns import ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
 from portal.accounts.tables import Expert, User
+from portal.charter.tables import CreditPack
 
 
 class EntryKind(StrEnum):
@@ -81,3 +82,45 @@ class Entry(Table, tablename="credits_entry"):
     hold = ForeignKey(Hold, null=True, default=None, on_delete=OnDelete.restrict)
     memo = Varchar(length=300, default="", null=False)
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
+
+
+class PurchaseStatus(StrEnum):
+    pending = "pending"  # created; the client is at (or on the way to) the checkout
+    processing = "processing"  # paid by a delayed method (SEPA): waiting for the money
+    paid = "paid"  # credits granted
+    failed = "failed"
+    expired = "expired"  # checkout abandoned
+
+
+class Purchase(Table, tablename="credits_purchase"):
+    """A credit pack bought (or being bought): what was sold, at what price, under which
+    charter version. Its id is the Checkout idempotency key and client_reference_id."""
+
+    client = ForeignKey(User, null=False, on_delete=OnDelete.restrict, index=True)
+    expert = ForeignKey(Expert, null=False, on_delete=OnDelete.restrict, index=True)
+    pack = ForeignKey(CreditPack, null=True, default=None, on_delete=OnDelete.set_null)
+    pack_name = Varchar(length=80, null=False)
+    credits = Integer(null=False)
+    price_minor = Integer(null=False)
+    currency = Varchar(length=3, null=False)
+    charter_version = Integer(null=False)
+    validity_months = Integer(null=False)
+    status = Varchar(
+        length=16, choices=PurchaseStatus, default=PurchaseStatus.pending.value, null=False
+    )
+    checkout_session = Varchar(length=255, null=True, default=None, unique=True)
+    payment_intent = Varchar(length=255, null=True, default=None, index=True)
+    lot = ForeignKey(Lot, null=True, default=None, on_delete=OnDelete.restrict)
+    refunded_minor = Integer(default=0, null=False)  # cumulative, as Stripe reports it
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
+    paid_at = Timestamptz(null=True, default=None)
+
+
+class StripeEvent(Table, tablename="credits_stripe_event"):
+    """Every verified webhook event, stored once before it is acted on."""
+
+    event_id = Varchar(length=255, null=False, unique=True)
+    type = Varchar(length=80, null=False)
+    payload = Text(null=False)
+    received_at = Timestamptz(default=TimestamptzNow(), null=False)
+    processed_at = Timestamptz(null=True, default=None)

@@ -1,6 +1,6 @@
 """HTTP glue, one module per area. Handlers parse input, call a service, render."""
 
-from portal.routes import accounts, api, charter, client, expert, ops, public
+from portal.routes import accounts, api, charter, client, expert, ops, public, webhooks
 
 ROUTES = [
     *public.ROUTES,
@@ -10,4 +10,5 @@ ROUTES = [
     *client.ROUTES,
     expert.router,
     api.router,
+    *webhooks.ROUTES,
 ]

@@ -17,10 +17,12 @@ from portal.errors import NotFound
 from portal.web.sessions import SESSION_AUTH_AT, SESSION_USER
 
 API_PREFIX = "/api/"
+JSON_PREFIXES = (API_PREFIX, "/webhooks/")
 
 
 def is_api(scope: Scope) -> bool:
-    return scope["path"].startswith(API_PREFIX)
+    """Answered in JSON (errors included): the API and the webhooks."""
+    return scope["path"].startswith(JSON_PREFIXES)
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:

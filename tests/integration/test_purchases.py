@@ -1,0 +1,185 @@
+"""Purchases paid through signed Stripe webhook events: verified, stored once, processed
+once, in any order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+import stripe
+from httpx import AsyncClient
+
+from portal.charter.tables import CreditPack
+from portal.credits import ledger
+from portal.credits.purchases import purchase_start
+from portal.credits.tables import Entry, Purchase, PurchaseStatus, StripeEvent, Wallet
+from portal.errors import Conflict, NotFound
+from portal.settings import get_settings
+from tests.support import make_published_expert, make_user
+
+SECRET = get_settings().webhook_secret
+
+
+def _event(event_type: str, purchase: Purchase, n: int = 1, **session: Any) -> dict[str, Any]:
+    obj = {
+        "object": "checkout.session",
+        "id": f"cs_test_{purchase.id}",
+        "client_reference_id": str(purchase.id),
+        "payment_intent": f"pi_{purchase.id}",
+        "payment_status": "paid",
+        **session,
+    }
+    return {
+        "id": f"evt_{purchase.id}_{event_type}_{n}",
+        "object": "event",
+        "type": event_type,
+        "data": {"object": obj},
+    }
+
+
+async def _deliver(
+    client: AsyncClient,
+    event: dict[str, Any],
+    *,
+    secret: str = SECRET,
+    timestamp: int | None = None,
+    tamper: bool = False,
+) -> Any:
+    body = json.dumps(event)
+    header = stripe.WebhookSignature.generate_signature_header(body, secret, timestamp=timestamp)
+    if tamper:
+        body = body.replace('"paid"', '"PAID"')
+    return await client.post(
+        "/webhooks/stripe",
+        content=body.encode(),
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )
+
+
+async def _purchase() -> Purchase:
+    client = await make_user("c@example.org")
+    expert = await make_published_expert(packs=(("Essentiel", 10, 420_00),))
+    pack = await CreditPack.objects().get(CreditPack.expert == expert.id)
+    return await purchase_start(client_id=client.id, expert=expert, pack_id=pack.id)
+
+
+async def _balance(purchase: Purchase) -> int:
+    wallet = await Wallet.objects().where(Wallet.client == purchase.client).first()
+    if wallet is None:
+        return 0
+    assert await ledger.wallet_check(wallet_id=wallet.id) == []
+    return wallet.available
+
+
+async def test_a_purchase_freezes_price_and_charter_version() -> None:
+    purchase = await _purchase()
+    assert (purchase.credits, purchase.price_minor, purchase.currency) == (10, 420_00, "EUR")
+    assert purchase.charter_version == 1 and purchase.validity_months == 12
+    assert purchase.status == PurchaseStatus.pending.value
+
+
+async def test_archived_or_foreign_packs_cannot_be_bought() -> None:
+    purchase = await _purchase()
+    expert_id = purchase.expert
+    other = await make_published_expert("other@example.org", slug="other")
+    foreign = await CreditPack.objects().get(CreditPack.expert == other.id)
+    from portal.accounts.tables import Expert
+
+    expert = await Expert.objects().get(Expert.id == expert_id)
+    with pytest.raises(NotFound):
+        await purchase_start(client_id=purchase.client, expert=expert, pack_id=foreign.id)
+    await CreditPack.update({CreditPack.active: False}).where(CreditPack.expert == expert_id)
+    pack = await CreditPack.objects().get(CreditPack.expert == expert_id)
+    with pytest.raises(Conflict) as caught:
+        await purchase_start(client_id=purchase.client, expert=expert, pack_id=pack.id)
+    assert caught.value.code == "pack_archived"
+
+
+async def test_a_paid_checkout_grants_the_credits(client: AsyncClient) -> None:
+    purchase = await _purchase()
+    response = await _deliver(client, _event("checkout.session.completed", purchase))
+    assert response.status_code == 200 and response.json() == {"received": True, "duplicate": False}
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert (
+        stored.status == PurchaseStatus.paid.value and stored.payment_intent == f"pi_{purchase.id}"
+    )
+    assert await _balance(purchase) == 10
+
+
+@pytest.mark.parametrize("problem", ["wrong secret", "tampered", "too old", "missing"])
+async def test_bad_signatures_write_nothing(client: AsyncClient, problem: str) -> None:
+    purchase = await _purchase()
+    event = _event("checkout.session.completed", purchase)
+    if problem == "missing":
+        response = await client.post("/webhooks/stripe", content=json.dumps(event).encode())
+    else:
+        response = await _deliver(
+            client,
+            event,
+            secret="whsec_wrong" if problem == "wrong secret" else SECRET,
+            tamper=problem == "tampered",
+            timestamp=int(time.time()) - 3600 if problem == "too old" else None,
+        )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_signature"
+    assert await StripeEvent.count() == 0 and await Entry.count() == 0
+
+
+async def test_the_same_event_five_times_at_once_and_later_grants_once(client: AsyncClient) -> None:
+    purchase = await _purchase()
+    event = _event("checkout.session.completed", purchase)
+    responses = await asyncio.gather(*(_deliver(client, event) for _ in range(5)))
+    assert all(r.status_code == 200 for r in responses)
+    assert [r.json()["duplicate"] for r in responses].count(False) == 1
+    later = await _deliver(client, event)
+    assert later.json()["duplicate"] is True
+    assert await StripeEvent.count() == 1
+    assert await Entry.count() == 1 and await _balance(purchase) == 10
+
+
+async def test_delayed_payment_then_success(client: AsyncClient) -> None:
+    purchase = await _purchase()
+    unpaid = _event("checkout.session.completed", purchase, payment_status="unpaid")
+    await _deliver(client, unpaid)
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.status == PurchaseStatus.processing.value and await _balance(purchase) == 0
+    await _deliver(client, _event("checkout.session.async_payment_succeeded", purchase))
+    assert await _balance(purchase) == 10
+
+
+async def test_out_of_order_events_end_as_in_order(client: AsyncClient) -> None:
+    purchase = await _purchase()
+    await _deliver(client, _event("checkout.session.async_payment_succeeded", purchase))
+    await _deliver(client, _event("checkout.session.completed", purchase, payment_status="unpaid"))
+    await _deliver(client, _event("checkout.session.expired", purchase))
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.status == PurchaseStatus.paid.value  # never moves back
+    assert await _balance(purchase) == 10
+
+
+async def test_failed_and_expired_checkouts_grant_nothing(client: AsyncClient) -> None:
+    first = await _purchase()
+    await _deliver(client, _event("checkout.session.completed", first, payment_status="unpaid"))
+    await _deliver(client, _event("checkout.session.async_payment_failed", first))
+    assert (await Purchase.objects().get(Purchase.id == first.id)).status == "failed"
+    await _deliver(client, _event("checkout.session.expired", first, n=2))
+    assert (await Purchase.objects().get(Purchase.id == first.id)).status == "failed"
+    assert await Entry.count() == 0
+
+
+async def test_events_that_are_not_ours_are_acknowledged(client: AsyncClient) -> None:
+    purchase = await _purchase()
+    stranger = _event("checkout.session.completed", purchase)
+    stranger["data"]["object"]["client_reference_id"] = "someone-else"
+    other_type = {
+        "id": "evt_other",
+        "object": "event",
+        "type": "customer.created",
+        "data": {"object": {}},
+    }
+    assert (await _deliver(client, stranger)).status_code == 200
+    assert (await _deliver(client, other_type)).status_code == 200
+    assert await Entry.count() == 0 and await StripeEvent.count() == 2
