@@ -21,8 +21,8 @@ from portal.charter.services import version_current
 from portal.charter.tables import CreditPack
 from portal.credits import ledger
 from portal.credits.services import add_months
-from portal.credits.tables import Purchase, PurchaseStatus, StripeEvent
-from portal.db import is_unique_violation
+from portal.credits.tables import Lot, Purchase, PurchaseStatus, StripeEvent
+from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, DomainError, NotFound
 
 SIGNATURE_TOLERANCE_S = 300
@@ -138,14 +138,103 @@ HANDLED = {
 }
 
 
+async def _locked_purchase(payment_intent: str | None) -> Purchase | None:
+    """Inside a write transaction: the paid purchase of this payment, its changes queued."""
+    if not payment_intent:
+        return None
+    query = Purchase.objects().where(
+        (Purchase.payment_intent == payment_intent) & Purchase.lot.is_not_null()
+    )
+    if is_postgres():
+        query = query.lock_rows()
+    return await query.first()
+
+
+async def _wallet_id(purchase: Purchase) -> int:
+    return (await ledger.wallet_for(client_id=purchase.client, expert_id=purchase.expert)).id
+
+
+async def _on_refund(charge: dict[str, Any]) -> None:
+    """Refunded amounts are cumulative: take back the credits of the new share only.
+
+    The rule: a refund of a share of the price takes back that share of the credits
+    (rounded down) from the purchase's lot; what was already used, held or expired cannot
+    be taken and is recorded as the purchase's shortfall, for the expert to see.
+    """
+    async with write_transaction():
+        purchase = await _locked_purchase(charge.get("payment_intent"))
+        if purchase is None:
+            return
+        refunded = int(charge.get("amount_refunded") or 0)
+        target = min(purchase.credits, purchase.credits * refunded // purchase.price_minor)
+        asked = target - purchase.refund_credits
+        if asked <= 0:  # an older or repeated event
+            return
+        _entry, short = await ledger.refund(
+            wallet_id=await _wallet_id(purchase),
+            lot_id=purchase.lot,
+            credits=asked,
+            key=f"refund:purchase:{purchase.id}:{target}",
+            reference=f"purchase:{purchase.id}",
+        )
+        await Purchase.update(
+            {
+                Purchase.refunded_minor: max(refunded, purchase.refunded_minor),
+                Purchase.refund_credits: target,
+                Purchase.refund_shortfall: Purchase.refund_shortfall + short,
+            }
+        ).where(Purchase.id == purchase.id)
+
+
+async def _on_dispute(event_type: str, dispute: dict[str, Any]) -> None:
+    """A dispute takes back the purchase's unused credits while it is open; won, they
+    come back as a lot of their own (with the original expiry); lost, they stay taken."""
+    async with write_transaction():
+        purchase = await _locked_purchase(dispute.get("payment_intent"))
+        if purchase is None:
+            return
+        wallet_id = await _wallet_id(purchase)
+        if event_type == "charge.dispute.created" and purchase.disputed_credits == 0:
+            entry, _short = await ledger.refund(
+                wallet_id=wallet_id,
+                lot_id=purchase.lot,
+                credits=purchase.credits,
+                key=f"dispute:purchase:{purchase.id}",
+                reference=f"purchase:{purchase.id}",
+            )
+            taken = -entry.amount if entry is not None else 0
+            await Purchase.update({Purchase.disputed_credits: taken}).where(
+                Purchase.id == purchase.id
+            )
+        elif (
+            event_type == "charge.dispute.closed"
+            and dispute.get("status") == "won"
+            and purchase.disputed_credits > 0
+        ):
+            lot = await Lot.objects().get(Lot.id == purchase.lot)
+            await ledger.grant(
+                wallet_id=wallet_id,
+                credits=purchase.disputed_credits,
+                expires_at=lot.expires_at,
+                reference=f"purchase:{purchase.id}",
+                key=f"dispute-won:purchase:{purchase.id}",
+            )
+            await Purchase.update({Purchase.disputed_credits: 0}).where(Purchase.id == purchase.id)
+
+
 async def event_process(*, event_id: str) -> None:
     """Act on a stored event; safe to run again."""
     stored = await StripeEvent.objects().where(StripeEvent.event_id == event_id).first()
     if stored is None:
         raise NotFound()
     event = json.loads(stored.payload)
+    data = event["data"]["object"]
     if stored.type in HANDLED:
-        await _on_session(stored.type, event["data"]["object"])
+        await _on_session(stored.type, data)
+    elif stored.type == "charge.refunded":
+        await _on_refund(data)
+    elif stored.type in ("charge.dispute.created", "charge.dispute.closed"):
+        await _on_dispute(stored.type, data)
     await StripeEvent.update({StripeEvent.processed_at: datetime.now(UTC)}).where(
         StripeEvent.id == stored.id
     )

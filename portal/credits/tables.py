@@ -112,6 +112,11 @@ class Purchase(Table, tablename="credits_purchase"):
     payment_intent = Varchar(length=255, null=True, default=None, index=True)
     lot = ForeignKey(Lot, null=True, default=None, on_delete=OnDelete.restrict)
     refunded_minor = Integer(default=0, null=False)  # cumulative, as Stripe reports it
+    # Credits a refund asks back (the refunded share of the price, rounded down), and what
+    # of it could not be taken because it was already used, held or expired.
+    refund_credits = Integer(default=0, null=False)
+    refund_shortfall = Integer(default=0, null=False)
+    disputed_credits = Integer(default=0, null=False)  # taken back while a dispute is open
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
     paid_at = Timestamptz(null=True, default=None)
 

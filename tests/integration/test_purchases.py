@@ -183,3 +183,79 @@ async def test_events_that_are_not_ours_are_acknowledged(client: AsyncClient) ->
     assert (await _deliver(client, stranger)).status_code == 200
     assert (await _deliver(client, other_type)).status_code == 200
     assert await Entry.count() == 0 and await StripeEvent.count() == 2
+
+
+def _charge(purchase: Purchase, refunded: int, n: int) -> dict[str, Any]:
+    return {
+        "id": f"evt_refund_{purchase.id}_{n}",
+        "object": "event",
+        "type": "charge.refunded",
+        "data": {
+            "object": {
+                "object": "charge",
+                "id": f"ch_{purchase.id}",
+                "payment_intent": f"pi_{purchase.id}",
+                "amount": purchase.price_minor,
+                "amount_refunded": refunded,
+            }
+        },
+    }
+
+
+async def _paid(client: AsyncClient) -> Purchase:
+    purchase = await _purchase()
+    await _deliver(client, _event("checkout.session.completed", purchase))
+    return await Purchase.objects().get(Purchase.id == purchase.id)
+
+
+async def test_refunds_are_cumulative_and_take_back_the_unused_share(client: AsyncClient) -> None:
+    purchase = await _paid(client)  # 10 credits for 420 €
+    await _deliver(client, _charge(purchase, 126_00, 1))  # 30 % refunded -> 3 credits back
+    assert await _balance(purchase) == 7
+    await _deliver(client, _charge(purchase, 126_00, 1))  # the same event again
+    await _deliver(client, _charge(purchase, 84_00, 0))  # an older one, arriving late
+    assert await _balance(purchase) == 7
+    await _deliver(client, _charge(purchase, 420_00, 2))  # then all of it
+    assert await _balance(purchase) == 0
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert (stored.refunded_minor, stored.refund_credits, stored.refund_shortfall) == (
+        420_00,
+        10,
+        0,
+    )
+
+
+async def test_a_refund_of_used_credits_records_the_shortfall(client: AsyncClient) -> None:
+    purchase = await _paid(client)
+    wallet = await Wallet.objects().get(Wallet.client == purchase.client)
+    held = await ledger.hold(wallet_id=wallet.id, amount=6, reference="booking:1")
+    await ledger.capture(wallet_id=wallet.id, hold_id=held.id)
+    await _deliver(client, _charge(purchase, 420_00, 1))
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert (stored.refund_credits, stored.refund_shortfall) == (10, 6)
+    assert await _balance(purchase) == 0
+
+
+async def test_a_dispute_takes_credits_back_until_it_is_won(client: AsyncClient) -> None:
+    purchase = await _paid(client)
+
+    def dispute(event_type: str, status: str, n: int) -> dict[str, Any]:
+        return {
+            "id": f"evt_dispute_{n}",
+            "object": "event",
+            "type": event_type,
+            "data": {
+                "object": {
+                    "object": "dispute",
+                    "id": "dp_1",
+                    "status": status,
+                    "payment_intent": f"pi_{purchase.id}",
+                }
+            },
+        }
+
+    await _deliver(client, dispute("charge.dispute.created", "needs_response", 1))
+    assert await _balance(purchase) == 0
+    await _deliver(client, dispute("charge.dispute.closed", "won", 2))
+    await _deliver(client, dispute("charge.dispute.closed", "won", 3))  # told twice
+    assert await _balance(purchase) == 10
