@@ -11,7 +11,7 @@ Processing is safe to repeat and to receive out of order: a grant has a unique k
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -36,8 +36,14 @@ class InvalidSignature(DomainError):
         super().__init__(N_("The webhook signature is missing, wrong or too old."))
 
 
+REUSE_PENDING = timedelta(minutes=30)
+
+
 async def purchase_start(*, client_id: int, expert: Expert, pack_id: int) -> Purchase:
-    """Record what the client is about to buy, at today's price and charter version."""
+    """Record what the client is about to buy, at today's price and charter version.
+
+    A pending purchase of the same pack by the same client, from the last 30 minutes, is
+    reused: a double click leads to the same checkout (its idempotency key is the id)."""
     pack = (
         await CreditPack.objects()
         .where((CreditPack.id == pack_id) & (CreditPack.expert == expert.id))
@@ -50,6 +56,20 @@ async def purchase_start(*, client_id: int, expert: Expert, pack_id: int) -> Pur
     current = await version_current(expert=expert)
     if current is None:
         raise NotFound(N_("This expert has no published charter."))
+    recent = (
+        await Purchase.objects()
+        .where(
+            (Purchase.client == client_id)
+            & (Purchase.pack == pack.id)
+            & (Purchase.status == PurchaseStatus.pending.value)
+            & (Purchase.price_minor == pack.price_minor)
+            & (Purchase.created_at > datetime.now(UTC) - REUSE_PENDING)
+        )
+        .order_by(Purchase.id, ascending=False)
+        .first()
+    )
+    if recent is not None:
+        return recent
     purchase = Purchase(
         client=client_id,
         expert=expert.id,

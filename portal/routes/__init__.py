@@ -1,6 +1,16 @@
 """HTTP glue, one module per area. Handlers parse input, call a service, render."""
 
-from portal.routes import accounts, api, charter, client, expert, ops, public, webhooks
+from portal.routes import (
+    accounts,
+    api,
+    charter,
+    client,
+    expert,
+    ops,
+    public,
+    purchases,
+    webhooks,
+)
 
 ROUTES = [
     *public.ROUTES,
@@ -11,4 +21,5 @@ ROUTES = [
     expert.router,
     api.router,
     *webhooks.ROUTES,
+    *purchases.ROUTES,
 ]

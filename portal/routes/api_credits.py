@@ -6,13 +6,19 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Request, get
+from litestar import Request, get, post
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody
 
+from portal.charter.services import expert_by_slug
 from portal.credits.presentation import change, what
+from portal.credits.purchases import purchase_start
 from portal.credits.services import WalletView, entries_of, wallet_of, wallets_of
 from portal.params import Slug
-from portal.routes.api_charter import ERRORS
+from portal.routes.api_charter import ERRORS, ErrorOut
+from portal.routes.purchases import checkout_url
 from portal.web.auth import current_user, login_required
+from portal.web.deps import SettingsDep
 
 
 class WalletOut(msgspec.Struct):
@@ -81,4 +87,33 @@ async def wallet_ledger(request: Request[Any, Any, Any], slug: Slug) -> list[Ent
     ]
 
 
-HANDLERS = [wallets, wallet_ledger]
+class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
+    pack_id: int
+
+
+class CheckoutOut(msgspec.Struct):
+    purchase_id: int
+    checkout_url: str  # Stripe Checkout; a path of the portal for the test checkout
+
+
+@post(
+    "/experts/{slug:str}/checkout",
+    name="api_checkout",
+    guards=[login_required],
+    tags=["credits"],
+    status_code=201,
+    responses={**ERRORS, 409: ResponseSpec(ErrorOut, description="The pack is archived")},
+)
+async def checkout(
+    request: Request[Any, Any, Any], slug: Slug, data: JSONBody[CheckoutIn], settings: SettingsDep
+) -> CheckoutOut:
+    """Start buying a pack: the purchase records the price and charter version; pay at
+    `checkout_url`. The credits arrive with the payment's webhook event."""
+    user = current_user(request)
+    assert user is not None
+    expert = await expert_by_slug(slug)
+    purchase = await purchase_start(client_id=user.id, expert=expert, pack_id=data.pack_id)
+    return CheckoutOut(purchase.id, await checkout_url(request, settings, purchase, slug))
+
+
+HANDLERS = [wallets, wallet_ledger, checkout]

@@ -62,6 +62,7 @@ async def _body(request: Request[Any, Any, Any], expert: PublicExpert, number: i
                 version=version,
                 current=current,
                 packs=packs if current else [],
+                expert_slug=expert.slug,
                 money=money_table(version.rules, packs),
             ),
         )

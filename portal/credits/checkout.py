@@ -1,0 +1,94 @@
+"""Where the client pays: Stripe Checkout when STRIPE_SECRET_KEY is set, otherwise the
+portal's own clearly labelled test checkout, whose events take the webhook's code path."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import stripe
+
+from portal.credits.purchases import event_receive
+from portal.credits.tables import Purchase
+
+TEST_OUTCOMES = ("pay", "fail", "cancel")
+
+
+async def stripe_checkout_url(
+    *,
+    purchase: Purchase,
+    api_key: str,
+    api_base: str | None,
+    success_url: str,
+    cancel_url: str,
+) -> str:
+    """A Checkout Session for the purchase (created once: its id is the idempotency key)."""
+    options: dict[str, object] = {"http_client": stripe.HTTPXClient(), "max_network_retries": 2}
+    if api_base:
+        options["base_addresses"] = {"api": api_base}
+    client = stripe.StripeClient(api_key, **options)  # type: ignore[arg-type]
+    session = await client.v1.checkout.sessions.create_async(
+        params={
+            "mode": "payment",
+            "client_reference_id": str(purchase.id),
+            "metadata": {"purchase_id": str(purchase.id)},
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": purchase.currency.lower(),
+                        "unit_amount": purchase.price_minor,
+                        "product_data": {
+                            "name": f"{purchase.pack_name} ({purchase.credits} credits)"
+                        },
+                    },
+                }
+            ],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        },
+        options={"idempotency_key": f"purchase-{purchase.id}"},
+    )
+    await Purchase.update({Purchase.checkout_session: session["id"]}).where(
+        Purchase.id == purchase.id
+    )
+    return str(session["url"])
+
+
+def _test_event(purchase: Purchase, event_type: str, payment_status: str) -> dict[str, object]:
+    return {
+        "id": f"evt_test_{purchase.id}_{event_type}",
+        "object": "event",
+        "type": event_type,
+        "livemode": False,
+        "data": {
+            "object": {
+                "object": "checkout.session",
+                "id": f"cs_test_{purchase.id}",
+                "client_reference_id": str(purchase.id),
+                "payment_intent": f"pi_test_{purchase.id}",
+                "payment_status": payment_status,
+                "amount_total": purchase.price_minor,
+                "currency": purchase.currency.lower(),
+            }
+        },
+    }
+
+
+async def test_checkout_complete(*, purchase: Purchase, outcome: str, secret: str) -> None:
+    """What Stripe would send for this outcome, signed with the local webhook secret and
+    handed to the same function the webhook endpoint calls."""
+    events = {
+        "pay": [("checkout.session.completed", "paid")],
+        "fail": [
+            ("checkout.session.completed", "unpaid"),
+            ("checkout.session.async_payment_failed", "unpaid"),
+        ],
+        "cancel": [("checkout.session.expired", "unpaid")],
+    }[outcome]
+    for event_type, payment_status in events:
+        body = json.dumps(_test_event(purchase, event_type, payment_status))
+        header = stripe.WebhookSignature.generate_signature_header(
+            body, secret, timestamp=int(time.time())
+        )
+        await event_receive(payload=body.encode(), signature=header, secret=secret)

@@ -1,0 +1,209 @@
+"""Buying a pack from the charter page: confirmation, the test checkout (no Stripe key) or
+Stripe Checkout through the real SDK against a local stub of its API, then the page that
+follows the payment."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+from portal.app import create_app
+from portal.charter.tables import CreditPack
+from portal.credits.tables import Purchase, PurchaseStatus, Wallet
+from portal.settings import get_settings
+from tests.integration.conftest import running
+from tests.support import login, make_published_expert, make_user, post_form
+
+
+async def _setup() -> CreditPack:
+    await make_user("c@example.org")
+    expert = await make_published_expert(packs=(("Essentiel", 10, 420_00),))
+    return await CreditPack.objects().get(CreditPack.expert == expert.id)
+
+
+async def test_buying_through_the_test_checkout(client: AsyncClient) -> None:
+    pack = await _setup()
+    await login(client, "c@example.org")
+    charter = (await client.get("/e/alice-expert")).text
+    assert f'href="/e/alice-expert/buy/{pack.id}"' in charter
+    confirm = await client.get(f"/e/alice-expert/buy/{pack.id}")
+    assert "vous acceptez la version 1 de la charte de Alice Expert" in confirm.text
+    assert "Payer 420,00\u00a0€" in confirm.text
+    first = await post_form(
+        client, f"/e/alice-expert/buy/{pack.id}", {}, from_page=f"/e/alice-expert/buy/{pack.id}"
+    )
+    second = await post_form(
+        client, f"/e/alice-expert/buy/{pack.id}", {}, from_page=f"/e/alice-expert/buy/{pack.id}"
+    )
+    assert first.status_code == 303 and first.headers["location"] == second.headers["location"]
+    assert await Purchase.count() == 1  # a double click buys once
+    purchase = await Purchase.objects().first()
+    assert purchase is not None
+    checkout = (await client.get(first.headers["location"])).text
+    assert "Paiement de test — aucun paiement réel." in checkout
+
+    pending = await client.get(f"/me/purchases/{purchase.id}", headers={"HX-Request": "true"})
+    assert "Paiement en cours de confirmation" in pending.text
+    assert 'hx-trigger="load delay:1s"' in pending.text and "<html" not in pending.text
+
+    paid = await post_form(
+        client,
+        f"/checkout/test/{purchase.id}",
+        {"outcome": "pay"},
+        from_page=first.headers["location"],
+    )
+    assert paid.headers["location"] == f"/me/purchases/{purchase.id}"
+    receipt = await client.get(f"/me/purchases/{purchase.id}", headers={"HX-Request": "true"})
+    assert "10 crédits ajoutés à votre solde chez Alice Expert." in receipt.text
+    assert "hx-trigger" not in receipt.text  # settled: the page stops polling
+    wallet = await Wallet.objects().first()
+    assert wallet is not None and wallet.available == 10
+
+
+async def test_a_failed_test_payment_adds_nothing(client: AsyncClient) -> None:
+    pack = await _setup()
+    await login(client, "c@example.org")
+    started = await post_form(
+        client, f"/e/alice-expert/buy/{pack.id}", {}, from_page=f"/e/alice-expert/buy/{pack.id}"
+    )
+    purchase = await Purchase.objects().first()
+    assert purchase is not None
+    await post_form(
+        client,
+        f"/checkout/test/{purchase.id}",
+        {"outcome": "fail"},
+        from_page=started.headers["location"],
+    )
+    page = (await client.get(f"/me/purchases/{purchase.id}")).text
+    assert "Le paiement n’a pas abouti" in page
+    assert (await Purchase.objects().get(Purchase.id == purchase.id)).status == "failed"
+    assert await Wallet.count() == 0 or (await Wallet.objects().first()).available == 0  # type: ignore[union-attr]
+
+
+async def test_someone_elses_purchase_and_archived_packs(client: AsyncClient) -> None:
+    pack = await _setup()
+    await login(client, "c@example.org")
+    await post_form(
+        client, f"/e/alice-expert/buy/{pack.id}", {}, from_page=f"/e/alice-expert/buy/{pack.id}"
+    )
+    purchase = await Purchase.objects().first()
+    assert purchase is not None
+    await post_form(client, "/logout", {}, from_page="/me")
+    await make_user("other@example.org")
+    await login(client, "other@example.org")
+    assert (await client.get(f"/me/purchases/{purchase.id}")).status_code == 404
+    assert (await client.get(f"/checkout/test/{purchase.id}")).status_code == 404
+    await CreditPack.update({CreditPack.active: False}).where(CreditPack.id == pack.id)
+    assert (await client.get(f"/e/alice-expert/buy/{pack.id}")).status_code == 404
+
+
+class _StripeStub(BaseHTTPRequestHandler):
+    """The two Stripe API calls the portal makes, answered like Stripe would."""
+
+    calls: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        self.calls.append(
+            {
+                "path": self.path,
+                "body": body,
+                "idempotency_key": self.headers.get("Idempotency-Key"),
+                "authorization": self.headers.get("Authorization"),
+            }
+        )
+        if self.path != "/v1/checkout/sessions":
+            self.send_response(404)
+            self.end_headers()
+            return
+        session = {
+            "id": "cs_test_stub",
+            "object": "checkout.session",
+            "url": "https://checkout.stripe.test/pay/cs_test_stub",
+        }
+        payload = json.dumps(session).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stripe_stub() -> Iterator[str]:
+    _StripeStub.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StripeStub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_stripe_checkout_through_the_real_sdk(stripe_stub: str) -> None:
+    pack = await _setup()
+    settings = replace(
+        get_settings(), stripe_secret_key="sk_test_portal", stripe_api_base=stripe_stub
+    )
+    async with running(create_app(settings)) as client:
+        await login(client, "c@example.org")
+        response = await post_form(
+            client, f"/e/alice-expert/buy/{pack.id}", {}, from_page=f"/e/alice-expert/buy/{pack.id}"
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == "https://checkout.stripe.test/pay/cs_test_stub"
+        purchase = await Purchase.objects().first()
+        assert purchase is not None
+        faked = await post_form(
+            client,
+            f"/checkout/test/{purchase.id}",
+            {"outcome": "pay"},
+            from_page=f"/e/alice-expert/buy/{pack.id}",
+        )
+        assert faked.status_code == 404  # with real payments, no test checkout
+    purchase = await Purchase.objects().first()
+    assert purchase is not None and purchase.checkout_session == "cs_test_stub"
+    assert purchase.status == PurchaseStatus.pending.value
+    (call,) = _StripeStub.calls
+    assert call["idempotency_key"] == f"purchase-{purchase.id}"
+    assert call["authorization"] == "Bearer sk_test_portal"
+    assert f"client_reference_id={purchase.id}" in call["body"]
+    assert re.search(r"unit_amount%5D=42000|unit_amount\]=42000", call["body"])
+
+
+async def test_checkout_through_the_api(client: AsyncClient) -> None:
+    from tests.support import PASSWORD
+
+    pack = await _setup()
+    token = (
+        await client.post("/api/v1/tokens", json={"email": "c@example.org", "password": PASSWORD})
+    ).json()
+    headers = {"Authorization": f"Bearer {token['token']}"}
+    created = await client.post(
+        "/api/v1/experts/alice-expert/checkout", json={"pack_id": pack.id}, headers=headers
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert body["checkout_url"] == f"/checkout/test/{body['purchase_id']}"
+    await CreditPack.update({CreditPack.active: False}).where(CreditPack.id == pack.id)
+    archived = await client.post(
+        "/api/v1/experts/alice-expert/checkout", json={"pack_id": pack.id}, headers=headers
+    )
+    assert archived.status_code == 409 and archived.json()["code"] == "pack_archived"
+    missing = await client.post(
+        "/api/v1/experts/alice-expert/checkout", json={"pack_id": 999}, headers=headers
+    )
+    assert missing.status_code == 404
