@@ -364,6 +364,17 @@ def from_form(form: dict[str, str]) -> tuple[Rules | None, dict[str, str]]:
     return (None if errors else rules), errors
 
 
+def rule_path(field_name: str) -> str:
+    """A form field's place in the rules: "call_30" -> "call_prices.30",
+    "hours_mon" -> "working_hours.mon"; other names are the rule itself."""
+    channel, _sep, rest = field_name.partition("_")
+    if channel in CHANNELS and rest.isdigit():
+        return f"{channel}_prices.{rest}"
+    if field_name.startswith("hours_"):
+        return "working_hours." + field_name.removeprefix("hours_")
+    return field_name
+
+
 def credits_in_money(credits: int, pack_credits: int, pack_price_minor: int) -> int:
     """What `credits` are worth at a pack's price, in minor units, rounded half up."""
     return (2 * credits * pack_price_minor + pack_credits) // (2 * pack_credits)

@@ -219,8 +219,8 @@ async def _bump_packs_rev(expert: Expert) -> None:
     await Expert.update({Expert.packs_rev: Expert.packs_rev + 1}).where(Expert.id == expert.id)
 
 
-async def pack_set_active(*, expert: Expert, pack_id: int, active: bool) -> CreditPack:
-    """Archive (or sell again) one of the expert's packs; another expert's is not found."""
+async def pack_of(*, expert: Expert | PublicExpert, pack_id: int) -> CreditPack:
+    """One of the expert's packs (archived or not); another expert's is not found."""
     pack = (
         await CreditPack.objects()
         .where((CreditPack.id == pack_id) & (CreditPack.expert == expert.id))
@@ -228,6 +228,12 @@ async def pack_set_active(*, expert: Expert, pack_id: int, active: bool) -> Cred
     )
     if pack is None:
         raise NotFound(N_("This credit pack does not exist."))
+    return pack
+
+
+async def pack_set_active(*, expert: Expert, pack_id: int, active: bool) -> CreditPack:
+    """Archive (or sell again) one of the expert's packs; another expert's is not found."""
+    pack = await pack_of(expert=expert, pack_id=pack_id)
     if pack.active != active:
         pack.active = active
         async with write_transaction():

@@ -17,8 +17,7 @@ from typing import Any
 import stripe
 
 from portal.accounts.tables import Expert
-from portal.charter.services import version_current
-from portal.charter.tables import CreditPack
+from portal.charter.services import pack_of, version_current
 from portal.credits import ledger
 from portal.credits.services import add_months
 from portal.credits.tables import Lot, Purchase, PurchaseStatus, StripeEvent
@@ -44,13 +43,7 @@ async def purchase_start(*, client_id: int, expert: Expert, pack_id: int) -> Pur
 
     A pending purchase of the same pack by the same client, from the last 30 minutes, is
     reused: a double click leads to the same checkout (its idempotency key is the id)."""
-    pack = (
-        await CreditPack.objects()
-        .where((CreditPack.id == pack_id) & (CreditPack.expert == expert.id))
-        .first()
-    )
-    if pack is None:
-        raise NotFound(N_("This credit pack does not exist."))
+    pack = await pack_of(expert=expert, pack_id=pack_id)
     if not pack.active:
         raise Conflict(N_("This credit pack is no longer sold."), code="pack_archived")
     current = await version_current(expert=expert)

@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
 from portal.accounts.tables import Expert
-from portal.charter.rules import CHANNELS, Rules
+from portal.charter.rules import Rules, rule_path
 from portal.charter.services import (
     Published,
     charter_publish,
@@ -141,19 +141,9 @@ async def charter_put(request: Request[Any, Any, Any], data: JSONBody[RulesIn]) 
     try:
         await draft_save(expert=expert, rules=Rules(**msgspec.structs.asdict(data)))
     except ValidationFailed as exc:
-        paths = {_rule_path(name): message for name, message in exc.errors.items()}
+        paths = {rule_path(name): message for name, message in exc.errors.items()}
         raise ValidationFailed(paths) from exc
     return await _draft_out(expert)
-
-
-def _rule_path(field_name: str) -> str:
-    """The editor's field names as paths in the rules: "call_30" -> "call_prices.30"."""
-    channel, _sep, rest = field_name.partition("_")
-    if channel in CHANNELS and rest.isdigit():
-        return f"{channel}_prices.{rest}"
-    if field_name.startswith("hours_"):
-        return "working_hours." + field_name.removeprefix("hours_")
-    return field_name
 
 
 @post(

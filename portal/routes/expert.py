@@ -144,17 +144,10 @@ async def charter_preview(request: Request[Any, Any, Any], data: Form) -> Respon
 
 def _problems(errors: dict[str, str]) -> list[tuple[str, str]]:
     """(field label, message) for the preview's list of what to correct."""
-    return [(_(LABELS.get(_rule_of(name), name)), _(message)) for name, message in errors.items()]
-
-
-def _rule_of(field_name: str) -> str:
-    """The rule a form field belongs to: "call_30" -> "call_prices", "hours_mon" -> ..."""
-    channel, _sep, rest = field_name.partition("_")
-    if channel in charter_rules.CHANNELS and rest.isdigit():
-        return f"{channel}_prices"
-    if field_name.startswith("hours_"):
-        return "working_hours"
-    return field_name
+    return [
+        (_(LABELS.get(charter_rules.rule_path(name).partition(".")[0], name)), _(message))
+        for name, message in errors.items()
+    ]
 
 
 @get("/charter/publish", name="expert_charter_review")

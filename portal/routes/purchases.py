@@ -9,7 +9,7 @@ from litestar import Request, Response, get, post
 from litestar.response import Redirect
 
 from portal.accounts.tables import Expert
-from portal.charter.services import expert_by_slug, version_current
+from portal.charter.services import expert_by_slug, pack_of, version_current
 from portal.charter.tables import CreditPack
 from portal.credits import ledger
 from portal.credits.checkout import TEST_OUTCOMES, stripe_checkout_url, test_checkout_complete
@@ -26,17 +26,9 @@ from portal.web.render import render
 
 async def _pack(slug: str, pack_id: int) -> tuple[Any, CreditPack, Any]:
     expert = await expert_by_slug(slug)
-    pack = (
-        await CreditPack.objects()
-        .where(
-            (CreditPack.id == pack_id)
-            & (CreditPack.expert == expert.id)
-            & CreditPack.active.eq(True)
-        )
-        .first()
-    )
+    pack = await pack_of(expert=expert, pack_id=pack_id)
     current = await version_current(expert=expert)
-    if pack is None or current is None:
+    if not pack.active or current is None:
         raise NotFound(N_("This credit pack is not on sale."))
     return expert, pack, current
 
