@@ -157,6 +157,26 @@ def cmd_credits_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_credits_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    """What the worker does on its own: settle open purchases, expire lots past their date."""
+    from portal.credits.reconcile import purchases_reconcile
+    from portal.credits.services import lots_expire
+
+    async def run() -> tuple[Any, int]:
+        report = await purchases_reconcile(
+            api_key=settings.stripe_secret_key, api_base=settings.stripe_api_base
+        )
+        return report, await lots_expire()
+
+    report, expired = _run_async(run())
+    print(
+        f"purchases checked {report.checked}: paid {report.paid}, processing "
+        f"{report.processing}, failed {report.failed}, expired {report.expired}, unchanged "
+        f"{report.unchanged}, Stripe errors {report.errors}; credits expired {expired}"
+    )
+    return 1 if report.errors else 0
+
+
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     if args.server == "uvicorn":
         import uvicorn
@@ -355,6 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     credits_sub.add_parser(
         "verify", help="recompute every wallet from its entries; exit 1 on a difference"
     ).set_defaults(func=cmd_credits_verify)
+    credits_sub.add_parser(
+        "reconcile",
+        help="now, what the worker does on its own: ask Stripe about purchases open for "
+        "30 minutes, expire credits past their date",
+    ).set_defaults(func=cmd_credits_reconcile)
     return parser
 
 

@@ -1,16 +1,27 @@
-"""arq worker settings. Start with `portal worker` (which supplies the Redis address)."""
+"""arq worker settings. Start with `portal worker` (which supplies the Redis address).
+
+Cron jobs keep a unique job id per run time, so several workers run each scheduled run
+once; every job is also safe to run twice (the ledger's keys make each effect happen once).
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from arq import cron
 
 from portal import db
+from portal.credits.reconcile import purchases_reconcile
+from portal.credits.services import lots_expire
 from portal.ops import record_heartbeat
+from portal.settings import get_settings
+
+log = logging.getLogger("portal.worker")
 
 
 async def startup(ctx: dict[str, Any]) -> None:
+    ctx.setdefault("settings", get_settings())
     await db.start_pool()
     await record_heartbeat(ctx["redis"])
 
@@ -24,9 +35,34 @@ async def heartbeat(ctx: dict[str, Any]) -> None:
     await record_heartbeat(ctx["redis"])
 
 
+async def reconcile_purchases(ctx: dict[str, Any]) -> dict[str, int]:
+    """Ask Stripe about purchases still open after 30 minutes (a lost webhook)."""
+    settings = ctx["settings"]
+    report = await purchases_reconcile(
+        api_key=settings.stripe_secret_key, api_base=settings.stripe_api_base
+    )
+    if report.checked:
+        log.info("purchases reconciled: %s", report)
+    return {name: getattr(report, name) for name in report.__slots__}
+
+
+async def expire_lots(ctx: dict[str, Any]) -> int:
+    """Expire the credits of lots past their date."""
+    expired = await lots_expire()
+    if expired:
+        log.info("credits expired: %s", expired)
+    return expired
+
+
 class WorkerSettings:
-    functions: list[Any] = []
-    cron_jobs = [cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=True, unique=False)]
+    functions: list[Any] = [reconcile_purchases, expire_lots]
+    cron_jobs = [
+        cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=True, unique=False),
+        cron(reconcile_purchases, minute=set(range(0, 60, 5)), second=20, run_at_startup=True),
+        # Hourly rather than daily: a lot expires at the minute it was bought, and balances
+        # should not show expired credits for long.
+        cron(expire_lots, minute=7, second=40, run_at_startup=True),
+    ]
     on_startup = startup
     on_shutdown = shutdown
     poll_delay = 0.1

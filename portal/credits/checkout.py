@@ -14,6 +14,15 @@ from portal.credits.tables import Purchase
 TEST_OUTCOMES = ("pay", "fail", "cancel")
 
 
+def stripe_client(*, api_key: str, api_base: str | None) -> stripe.StripeClient:
+    """The official SDK over httpx (async), retrying network errors; `api_base` points it
+    at another address (tests use a local stub of the Stripe API)."""
+    options: dict[str, object] = {"http_client": stripe.HTTPXClient(), "max_network_retries": 2}
+    if api_base:
+        options["base_addresses"] = {"api": api_base}
+    return stripe.StripeClient(api_key, **options)  # type: ignore[arg-type]
+
+
 async def stripe_checkout_url(
     *,
     purchase: Purchase,
@@ -23,10 +32,7 @@ async def stripe_checkout_url(
     cancel_url: str,
 ) -> str:
     """A Checkout Session for the purchase (created once: its id is the idempotency key)."""
-    options: dict[str, object] = {"http_client": stripe.HTTPXClient(), "max_network_retries": 2}
-    if api_base:
-        options["base_addresses"] = {"api": api_base}
-    client = stripe.StripeClient(api_key, **options)  # type: ignore[arg-type]
+    client = stripe_client(api_key=api_key, api_base=api_base)
     session = await client.v1.checkout.sessions.create_async(
         params={
             "mode": "payment",

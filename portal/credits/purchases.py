@@ -119,7 +119,10 @@ async def purchase_paid(*, purchase: Purchase, payment_intent: str | None = None
     return await Purchase.objects().get(Purchase.id == purchase.id)
 
 
-async def _move(purchase: Purchase, status: PurchaseStatus, allowed: tuple[str, ...]) -> None:
+async def purchase_advance(
+    purchase: Purchase, status: PurchaseStatus, allowed: tuple[str, ...]
+) -> None:
+    """Move the purchase to `status` if it is still in one of `allowed` (never backwards)."""
     await Purchase.update({Purchase.status: status.value}).where(
         (Purchase.id == purchase.id) & Purchase.status.is_in(list(allowed))
     )
@@ -134,13 +137,15 @@ async def _on_session(event_type: str, session: dict[str, Any]) -> None:
         if session.get("payment_status") in ("paid", "no_payment_required"):
             await purchase_paid(purchase=purchase, payment_intent=intent)
         else:  # a delayed method: the money is not there yet
-            await _move(purchase, PurchaseStatus.processing, (PurchaseStatus.pending.value,))
+            await purchase_advance(
+                purchase, PurchaseStatus.processing, (PurchaseStatus.pending.value,)
+            )
     elif event_type == "checkout.session.async_payment_succeeded":
         await purchase_paid(purchase=purchase, payment_intent=intent)
     elif event_type == "checkout.session.async_payment_failed":
-        await _move(purchase, PurchaseStatus.failed, OPEN)
+        await purchase_advance(purchase, PurchaseStatus.failed, OPEN)
     elif event_type == "checkout.session.expired":
-        await _move(purchase, PurchaseStatus.expired, OPEN)
+        await purchase_advance(purchase, PurchaseStatus.expired, OPEN)
 
 
 HANDLED = {

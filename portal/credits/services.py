@@ -66,6 +66,21 @@ async def verify_all() -> dict[int, list[str]]:
     return problems
 
 
+async def lots_expire(*, now: datetime | None = None) -> int:
+    """Expire what is left of every lot past its date, wallet by wallet; the credits."""
+    now = now or datetime.now(UTC)
+    due = (
+        await Lot.select(Lot.wallet)
+        .where((Lot.remaining > 0) & (Lot.expires_at <= now))
+        .distinct()
+        .order_by(Lot.wallet)
+    )
+    total = 0
+    for row in due:
+        total += await ledger.expire_due(wallet_id=row["wallet"], now=now)
+    return total
+
+
 EXPIRING_WITHIN = timedelta(days=30)
 
 

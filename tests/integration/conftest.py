@@ -10,6 +10,7 @@ from litestar import Litestar
 
 from portal.app import create_app
 from portal.settings import get_settings
+from tests.stripe_stub import stripe_stub  # noqa: F401 (a fixture for these tests)
 
 BASE = "http://127.0.0.1:8000"
 

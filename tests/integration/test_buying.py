@@ -4,15 +4,9 @@ follows the payment."""
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-import pytest
 from httpx import AsyncClient
 
 from portal.app import create_app
@@ -20,6 +14,7 @@ from portal.charter.tables import CreditPack
 from portal.credits.tables import Purchase, PurchaseStatus, Wallet
 from portal.settings import get_settings
 from tests.integration.conftest import running
+from tests.stripe_stub import StripeStub
 from tests.support import login, make_published_expert, make_user, post_form
 
 
@@ -105,58 +100,10 @@ async def test_someone_elses_purchase_and_archived_packs(client: AsyncClient) ->
     assert (await client.get(f"/e/alice-expert/buy/{pack.id}")).status_code == 404
 
 
-class _StripeStub(BaseHTTPRequestHandler):
-    """The two Stripe API calls the portal makes, answered like Stripe would."""
-
-    calls: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-        self.calls.append(
-            {
-                "path": self.path,
-                "body": body,
-                "idempotency_key": self.headers.get("Idempotency-Key"),
-                "authorization": self.headers.get("Authorization"),
-            }
-        )
-        if self.path != "/v1/checkout/sessions":
-            self.send_response(404)
-            self.end_headers()
-            return
-        session = {
-            "id": "cs_test_stub",
-            "object": "checkout.session",
-            "url": "https://checkout.stripe.test/pay/cs_test_stub",
-        }
-        payload = json.dumps(session).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def stripe_stub() -> Iterator[str]:
-    _StripeStub.calls = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StripeStub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-async def test_stripe_checkout_through_the_real_sdk(stripe_stub: str) -> None:
+async def test_stripe_checkout_through_the_real_sdk(stripe_stub: StripeStub) -> None:
     pack = await _setup()
     settings = replace(
-        get_settings(), stripe_secret_key="sk_test_portal", stripe_api_base=stripe_stub
+        get_settings(), stripe_secret_key="sk_test_portal", stripe_api_base=stripe_stub.url
     )
     async with running(create_app(settings)) as client:
         await login(client, "c@example.org")
@@ -164,9 +111,10 @@ async def test_stripe_checkout_through_the_real_sdk(stripe_stub: str) -> None:
             client, f"/e/alice-expert/buy/{pack.id}", {}, from_page=f"/e/alice-expert/buy/{pack.id}"
         )
         assert response.status_code == 303
-        assert response.headers["location"] == "https://checkout.stripe.test/pay/cs_test_stub"
         purchase = await Purchase.objects().first()
         assert purchase is not None
+        stripe_url = f"https://checkout.stripe.test/pay/cs_test_{purchase.id}"
+        assert response.headers["location"] == stripe_url
         faked = await post_form(
             client,
             f"/checkout/test/{purchase.id}",
@@ -175,9 +123,9 @@ async def test_stripe_checkout_through_the_real_sdk(stripe_stub: str) -> None:
         )
         assert faked.status_code == 404  # with real payments, no test checkout
     purchase = await Purchase.objects().first()
-    assert purchase is not None and purchase.checkout_session == "cs_test_stub"
+    assert purchase is not None and purchase.checkout_session == f"cs_test_{purchase.id}"
     assert purchase.status == PurchaseStatus.pending.value
-    (call,) = _StripeStub.calls
+    (call,) = stripe_stub.calls
     assert call["idempotency_key"] == f"purchase-{purchase.id}"
     assert call["authorization"] == "Bearer sk_test_portal"
     assert f"client_reference_id={purchase.id}" in call["body"]

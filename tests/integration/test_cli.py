@@ -284,3 +284,25 @@ async def test_credits_grant_and_verify_from_the_shell() -> None:
     assert broken.returncode == 1
     assert f"wallet {wallet.id}: held 4 != sum of held changes 0" in broken.stdout
     await Wallet.update({Wallet.held: 0}).where(Wallet.id == wallet.id)
+
+
+async def test_credits_reconcile_from_the_shell() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from portal.credits import ledger
+    from tests.support import make_published_expert, make_user
+
+    client = await make_user("c@example.org")
+    expert = await make_published_expert()
+    wallet = await ledger.wallet_for(client_id=client.id, expert_id=expert.id)
+    await ledger.grant(
+        wallet_id=wallet.id,
+        credits=3,
+        expires_at=datetime.now(UTC) - timedelta(days=1),
+        reference="adjust:old",
+        key="old",
+    )
+    done = portal("credits", "reconcile")
+    assert done.returncode == 0, done.stderr
+    assert "purchases checked 0" in done.stdout and "credits expired 3" in done.stdout
+    assert portal("credits", "reconcile").stdout.endswith("credits expired 0\n")
