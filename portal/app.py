@@ -59,6 +59,7 @@ def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
         money=i18n.format_money,
         number=i18n.format_number,
         minutes=i18n.format_minutes,
+        month=lambda m: i18n.format_month(m.year, m.month),
     )
     env.globals.update(
         current_locale=i18n.current_locale,

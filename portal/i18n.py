@@ -97,6 +97,11 @@ def format_date(value: date | datetime, fmt: str = "long", tz: str | None = None
     return dates.format_date(value, fmt, locale=_locale.get())
 
 
+def format_month(year: int, month: int) -> str:
+    """ "novembre 2026", "November 2026"."""
+    return dates.format_skeleton("yMMMM", date(year, month, 1), locale=_locale.get())
+
+
 def format_money(minor_units: int, currency: str = "EUR", short: bool = False) -> str:
     """Integer minor units (cents) to a localised amount, exactly (no floats). `short`
     leaves out zero cents ("76 €" rather than "76,00 €")."""

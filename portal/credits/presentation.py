@@ -43,3 +43,12 @@ def change(kind: str, amount: int, held_change: int) -> int:
     """The credits an entry moved, signed as the client sees them: a capture spends held
     credits (its amount on the available balance is zero)."""
     return held_change if kind == EntryKind.capture.value else amount
+
+
+PURCHASE_STATUS = {
+    "pending": N_("awaiting payment"),
+    "processing": N_("payment being confirmed"),
+    "paid": N_("paid"),
+    "failed": N_("payment failed"),
+    "expired": N_("abandoned"),
+}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from portal.credits import ledger
-from portal.credits.tables import Entry, EntryKind, Lot, Wallet
+from portal.credits.tables import Entry, EntryKind, Lot, Purchase, PurchaseStatus, Wallet
 from portal.errors import N_, NotFound, ValidationFailed
 
 REASON_MAX = 300
@@ -134,21 +135,21 @@ async def wallet_of(*, client_id: int, expert_slug: str) -> WalletView:
     raise NotFound(N_("You have no credits with this expert."))
 
 
+# What the history, the CSV, the statement and the API show of an entry.
+ENTRY_COLUMNS = (
+    Entry.id,
+    Entry.kind,
+    Entry.amount,
+    Entry.held_change,
+    Entry.reference,
+    Entry.memo,
+    Entry.created_at,
+)
+
+
 async def entries_of(*, wallet_id: int) -> list[dict[str, object]]:
     """The wallet's ledger, oldest first, each entry with the balances after it."""
-    rows = (
-        await Entry.select(
-            Entry.id,
-            Entry.kind,
-            Entry.amount,
-            Entry.held_change,
-            Entry.reference,
-            Entry.memo,
-            Entry.created_at,
-        )
-        .where(Entry.wallet == wallet_id)
-        .order_by(Entry.id)
-    )
+    rows = await Entry.select(*ENTRY_COLUMNS).where(Entry.wallet == wallet_id).order_by(Entry.id)
     available = held = 0
     for row in rows:
         available += row["amount"]
@@ -181,3 +182,46 @@ async def clients_of(*, expert_id: int) -> list[ClientBalance]:
         )
         for r in rows
     ]
+
+
+SOLD_SHOWN = 100
+
+
+async def purchases_sold(*, expert_id: int, limit: int = SOLD_SHOWN) -> list[dict[str, Any]]:
+    """The expert's latest purchases (any status), newest first, with the client and what
+    refunds or disputes took back; `shortfall` is what a refund could not take back."""
+    return (
+        await Purchase.select(
+            Purchase.id,
+            Purchase.client.email,
+            Purchase.client.name,
+            Purchase.pack_name,
+            Purchase.credits,
+            Purchase.price_minor,
+            Purchase.currency,
+            Purchase.charter_version,
+            Purchase.status,
+            Purchase.refunded_minor,
+            Purchase.refund_credits,
+            Purchase.refund_shortfall,
+            Purchase.disputed_credits,
+            Purchase.created_at,
+            Purchase.paid_at,
+        )
+        .where(Purchase.expert == expert_id)
+        .order_by(Purchase.id, ascending=False)
+        .limit(limit)
+    )
+
+
+async def sales_total(*, expert_id: int) -> dict[str, int]:
+    """Currency -> minor units paid and not refunded, over every paid purchase."""
+    rows = await Purchase.select(
+        Purchase.currency, Purchase.price_minor, Purchase.refunded_minor
+    ).where((Purchase.expert == expert_id) & (Purchase.status == PurchaseStatus.paid.value))
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row["currency"]] = (
+            totals.get(row["currency"], 0) + row["price_minor"] - row["refunded_minor"]
+        )
+    return totals

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.params import FromQuery
 
+from portal import i18n
 from portal.credits.presentation import change, what
 from portal.credits.services import entries_of, wallet_of, wallets_of
+from portal.credits.statements import Month, months_with_entries, statement_of
 from portal.params import Slug
 from portal.web.auth import current_user, login_required
 from portal.web.render import render
@@ -78,4 +82,35 @@ async def client_wallet_csv(request: Request[Any, Any, Any], slug: Slug) -> Resp
     )
 
 
-ROUTES = [client_dashboard, client_wallet, client_wallet_csv]
+@get(
+    "/me/wallets/{slug:str}/statement",
+    name="client_statement",
+    guards=[login_required],
+    include_in_schema=False,
+)
+async def client_statement(
+    request: Request[Any, Any, Any], slug: Slug, month: FromQuery[str | None] = None
+) -> Response[Any]:
+    """The printable usage statement of one month (the current one by default)."""
+    user = current_user(request)
+    assert user is not None
+    tz = i18n.current_timezone()
+    wallet = await wallet_of(client_id=user.id, expert_slug=slug)
+    shown = Month.parse(month) if month else Month.of(datetime.now(UTC), tz)
+    statement = await statement_of(wallet_id=wallet.wallet_id, month=shown, tz=tz)
+    for row in statement.exchanges + statement.movements:
+        row["what"] = what(row["kind"], row["reference"], row["memo"])
+        row["change"] = change(row["kind"], row["amount"], row["held_change"])
+    return render(
+        request,
+        "pages/client/statement.html",
+        wallet=wallet,
+        user=user,
+        statement=statement,
+        months=await months_with_entries(wallet_id=wallet.wallet_id, tz=tz),
+        tz=tz,
+        issued_at=datetime.now(UTC),
+    )
+
+
+ROUTES = [client_dashboard, client_wallet, client_wallet_csv, client_statement]

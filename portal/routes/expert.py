@@ -26,7 +26,8 @@ from portal.charter.services import (
     versions_list,
 )
 from portal.credits.ledger import InsufficientCredits
-from portal.credits.services import clients_of, wallet_adjust
+from portal.credits.presentation import PURCHASE_STATUS
+from portal.credits.services import clients_of, purchases_sold, sales_total, wallet_adjust
 from portal.errors import N_, Conflict, ValidationFailed
 from portal.i18n import gettext as _
 from portal.params import PathId
@@ -209,6 +210,9 @@ async def _clients(
         "pages/expert/clients.html",
         status_code=status_code,
         clients=await clients_of(expert_id=expert.id),
+        purchases=await purchases_sold(expert_id=expert.id),
+        sales=await sales_total(expert_id=expert.id),
+        purchase_status=PURCHASE_STATUS,
         form=form,
         errors=translated(errors),
     )

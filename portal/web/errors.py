@@ -142,7 +142,8 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
         )
         response = _json(status, exc.code, _message(exc, status), **extra)
     else:
-        response = _page(request, status, "domain", message=_message(exc, status))
+        details = [_(v) for v in exc.errors.values()] if isinstance(exc, ValidationFailed) else []
+        response = _page(request, status, "domain", message=_message(exc, status), details=details)
     if retry_after := getattr(exc, "retry_after", None):
         response.headers["Retry-After"] = str(retry_after)
     return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -12,13 +13,14 @@ import pytest
 import stripe
 from httpx import AsyncClient
 
+from portal.accounts.tables import Expert
 from portal.charter.tables import CreditPack
 from portal.credits import ledger
 from portal.credits.purchases import purchase_start
 from portal.credits.tables import Entry, Purchase, PurchaseStatus, StripeEvent, Wallet
 from portal.errors import Conflict, NotFound
 from portal.settings import get_settings
-from tests.support import make_published_expert, make_user
+from tests.support import login, make_published_expert, make_user
 
 SECRET = get_settings().webhook_secret
 
@@ -60,8 +62,13 @@ async def _deliver(
 
 
 async def _purchase() -> Purchase:
-    client = await make_user("c@example.org")
-    expert = await make_published_expert(packs=(("Essentiel", 10, 420_00),))
+    await make_published_expert(packs=(("Essentiel", 10, 420_00),))
+    return await _purchase_by("c@example.org")
+
+
+async def _purchase_by(email: str) -> Purchase:
+    client = await make_user(email)
+    expert = await Expert.objects().get(Expert.slug == "alice-expert")
     pack = await CreditPack.objects().get(CreditPack.expert == expert.id)
     return await purchase_start(client_id=client.id, expert=expert, pack_id=pack.id)
 
@@ -234,6 +241,18 @@ async def test_a_refund_of_used_credits_records_the_shortfall(client: AsyncClien
     stored = await Purchase.objects().get(Purchase.id == purchase.id)
     assert (stored.refund_credits, stored.refund_shortfall) == (10, 6)
     assert await _balance(purchase) == 0
+
+    # The expert sees the purchase, what was refunded and the shortfall.
+    await _purchase_by("late@example.org")  # another client, who has not paid yet
+    await login(client, "expert@example.org")
+    page = (await client.get("/expert/clients")).text
+    rows = re.findall(r"<tr>(.*?)</tr>", page.split('id="purchases"')[1], flags=re.S)
+    assert len(rows) == 3  # the header and two purchases, newest first
+    assert "late@example.org" in rows[1] and "en attente de paiement" in rows[1]
+    assert "c@example.org" in rows[2] and "payé" in rows[2] and "Essentiel" in rows[2]
+    assert "420,00\u00a0€ remboursés, 4 crédits repris" in rows[2]
+    assert "Manque\u202f: 6 crédits n’ont pas pu être repris" in rows[2]
+    assert "Payé, remboursements déduits\u202f: <strong>0,00\u00a0€</strong>" in page
 
 
 async def test_a_dispute_takes_credits_back_until_it_is_won(client: AsyncClient) -> None:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 from httpx import AsyncClient
 
+from portal.charter.tables import CreditPack
 from portal.credits import ledger
+from portal.credits.purchases import purchase_paid, purchase_start
+from portal.credits.services import wallet_adjust
+from portal.credits.tables import Entry
 from tests.support import PASSWORD, login, make_published_expert, make_user, post_form
 
 
@@ -143,3 +148,76 @@ async def test_clients_page_is_for_experts(client: AsyncClient) -> None:
     await make_user("c@example.org")
     await login(client, "c@example.org")
     assert (await client.get("/expert/clients")).status_code == 403
+
+
+async def _dated(key: str, moment: datetime) -> None:
+    await Entry.update({Entry.created_at: moment}).where(Entry.idempotency_key == key)
+
+
+async def test_the_monthly_statement_counts_in_the_clients_time_zone(client: AsyncClient) -> None:
+    buyer = await make_user("c@example.org")  # in Europe/Paris
+    expert = await make_published_expert(packs=(("Essentiel", 10, 420_00),))
+    pack = await CreditPack.objects().get(CreditPack.expert == expert.id)
+    purchase = await purchase_paid(
+        purchase=await purchase_start(client_id=buyer.id, expert=expert, pack_id=pack.id)
+    )
+    wallet = await ledger.wallet_for(client_id=buyer.id, expert_id=expert.id)
+    await wallet_adjust(
+        client_id=buyer.id,
+        expert_id=expert.id,
+        credits=3,
+        reason="Geste",
+        validity_months=12,
+        key="k",
+    )
+    held = await ledger.hold(wallet_id=wallet.id, amount=2, reference="booking:7")
+    await ledger.capture(wallet_id=wallet.id, hold_id=held.id)
+    await ledger.hold(wallet_id=wallet.id, amount=1, reference="question:4")
+    await _dated(f"grant:purchase:{purchase.id}", datetime(2026, 9, 15, 10, tzinfo=UTC))
+    # 22:30 UTC on 30 September is 00:30 on 1 October in Paris: an October movement.
+    await _dated("adjust:k", datetime(2026, 9, 30, 22, 30, tzinfo=UTC))
+    await _dated("hold:booking:7", datetime(2026, 10, 5, 9, tzinfo=UTC))
+    await _dated("capture:booking:7", datetime(2026, 10, 5, 10, tzinfo=UTC))
+    await _dated("hold:question:4", datetime(2026, 10, 31, 23, 30, tzinfo=UTC))  # November
+
+    await login(client, "c@example.org")
+    october = await client.get("/me/wallets/alice-expert/statement?month=2026-10")
+    assert october.status_code == 200
+    page = october.text
+    assert "Relevé d’usage — octobre 2026" in page
+    assert "Europe/Paris" in page
+    start, end = _rows(page, "statement-balances")
+    assert start[1:] == ["10", "0"] and end[1:] == ["11", "0"]  # not the November hold
+    assert _rows(page, "statement-exchanges") == [
+        ["05/10/2026 12:00", "Crédits débités — Rendez-vous n° 7", "—", "2"]
+    ]
+    assert _rows(page, "statement-movements") == [
+        ["01/10/2026 00:30", "Ajustement par l’expert\u202f: Geste", "—", "+3"]
+    ]
+
+    september = (await client.get("/me/wallets/alice-expert/statement?month=2026-09")).text
+    assert _rows(september, "statement-exchanges") == []
+    assert _rows(september, "statement-movements") == [
+        ["15/09/2026 12:00", f"Crédits ajoutés — Achat n° {purchase.id}", "1", "+10"]
+    ]
+    assert 'rel="prev"' not in september  # nothing before the first entry
+
+    bad = await client.get("/me/wallets/alice-expert/statement?month=2026-13")
+    assert bad.status_code in (400, 422) and "AAAA-MM" in bad.text
+    await make_user("other@example.org")
+    await login(client, "other@example.org")
+    assert (await client.get("/me/wallets/alice-expert/statement")).status_code == 404
+
+
+def _rows(page: str, table_id: str) -> list[list[str]]:
+    """The body rows of one table of the page, as text; none when the table is absent."""
+    table = re.search(rf'<table[^>]*id="{table_id}".*?<tbody>(.*?)</tbody>', page, flags=re.S)
+    if table is None:
+        return []
+    return [
+        [
+            re.sub(r"<[^>]+>", "", cell).strip()
+            for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, flags=re.S)
+        ]
+        for row in re.findall(r"<tr>(.*?)</tr>", table[1], flags=re.S)
+    ]
