@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Litestar
@@ -22,6 +23,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from portal import db, i18n
+from portal.booking.presentation import BOOKING_STATUS
 from portal.redis import EmbeddedRedis, connect
 from portal.routes import ROUTES
 from portal.settings import Settings, get_settings
@@ -60,12 +62,16 @@ def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
         number=i18n.format_number,
         minutes=i18n.format_minutes,
         month=lambda m: i18n.format_month(m.year, m.month),
+        datetime_in=i18n.format_datetime_in,
+        time_in=i18n.format_time_in,
+        date_in=lambda value, tz: value.astimezone(ZoneInfo(tz)).date().isoformat(),
     )
     env.globals.update(
         current_locale=i18n.current_locale,
         current_timezone=i18n.current_timezone,
         timezone_choices=i18n.timezone_choices,
         weekday_name=i18n.weekday_name,
+        booking_status=BOOKING_STATUS,
         current_user=current_user,
         htmx_file=HTMX_FILE,
         uuid=lambda: uuid.uuid4().hex,  # a key per form: posting it twice applies once

@@ -26,6 +26,7 @@ APPS = [
     "portal.accounts.piccolo_app",
     "portal.charter.piccolo_app",
     "portal.credits.piccolo_app",
+    "portal.booking.piccolo_app",
 ]
 
 SQLITE_BUSY_TIMEOUT_S = 15

@@ -97,6 +97,19 @@ def format_date(value: date | datetime, fmt: str = "long", tz: str | None = None
     return dates.format_date(value, fmt, locale=_locale.get())
 
 
+def format_datetime_in(value: datetime, tz: str) -> str:
+    """A moment as people write an appointment, in a given zone: "mardi 1 décembre 2026
+    à 09:00"."""
+    local = value.astimezone(ZoneInfo(tz))
+    day = dates.format_date(local.date(), "full", locale=_locale.get())
+    clock = dates.format_time(local.time(), "short", locale=_locale.get())
+    return gettext("%(date)s at %(time)s") % {"date": day, "time": clock}
+
+
+def format_time_in(value: datetime, tz: str) -> str:
+    return dates.format_time(value.astimezone(ZoneInfo(tz)).time(), "short", locale=_locale.get())
+
+
 def format_month(year: int, month: int) -> str:
     """ "novembre 2026", "November 2026"."""
     return dates.format_skeleton("yMMMM", date(year, month, 1), locale=_locale.get())

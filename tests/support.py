@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from httpx import AsyncClient
@@ -12,6 +23,7 @@ from portal.accounts.passwords import HASHER
 from portal.accounts.tables import Expert, Role, User
 from portal.charter.rules import Rules
 from portal.charter.services import charter_publish, draft_save, pack_create
+from portal.credits import ledger
 from portal.db import get_engine, is_postgres
 from portal.redis import connect
 
@@ -133,3 +145,61 @@ def run_in_thread(coro: Any) -> Any:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, run_then_close()).result()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def web_server(cwd: Path, *, workers: int = 1, log_name: str = "web.log") -> Iterator[str]:
+    """`portal web` in processes of its own, on the test database and Redis; its URL."""
+    port = free_port()
+    log_path = cwd / log_name
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "portal.cli",
+                "web",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            cwd=cwd,
+            env=dict(os.environ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                assert process.poll() is None, log_path.read_text()
+                try:
+                    urllib.request.urlopen(f"{url}/healthz", timeout=1)
+                    break
+                except urllib.error.HTTPError:
+                    break  # it answers (503 without a worker is fine here)
+                except OSError:
+                    time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+async def give_credits(user: User, expert: Expert, credits: int, key: str = "") -> None:
+    """Credits for a client with an expert, valid a year (an adjustment, as an expert's gift)."""
+    wallet = await ledger.wallet_for(client_id=user.id, expert_id=expert.id)
+    await ledger.grant(
+        wallet_id=wallet.id,
+        credits=credits,
+        expires_at=datetime.now(UTC) + timedelta(days=365),
+        reference="adjust:test",
+        key=key or f"test-grant:{user.id}:{expert.id}",
+    )

@@ -7,11 +7,16 @@ once; every job is also safe to run twice (the ledger's keys make each effect ha
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from arq import cron
 
 from portal import db
+from portal.booking.services import bookings_confirm_due
+from portal.booking.sync import calendar_sync, calendars_sync
+from portal.booking.tables import ExternalCalendar
 from portal.credits.reconcile import purchases_reconcile
 from portal.credits.services import lots_expire
 from portal.ops import record_heartbeat
@@ -54,9 +59,40 @@ async def expire_lots(ctx: dict[str, Any]) -> int:
     return expired
 
 
+async def confirm_bookings(ctx: dict[str, Any]) -> int:
+    """Capture the credits of bookings that took place (30 minutes after their end)."""
+    confirmed = await bookings_confirm_due()
+    if confirmed:
+        log.info("bookings confirmed: %s", confirmed)
+    return confirmed
+
+
+async def sync_calendars(ctx: dict[str, Any]) -> dict[str, int]:
+    """Read the experts' other calendars not read for 15 minutes."""
+    report = await calendars_sync()
+    return {"ok": report.ok, "failed": report.failed}
+
+
+async def sync_calendar(ctx: dict[str, Any], calendar_id: int) -> bool:
+    """Read one calendar now (just added)."""
+    calendar = await ExternalCalendar.objects().where(ExternalCalendar.id == calendar_id).first()
+    if calendar is None:
+        return False
+    async with httpx.AsyncClient() as client:
+        return await calendar_sync(calendar, client=client, now=datetime.now(UTC))
+
+
 class WorkerSettings:
-    functions: list[Any] = [reconcile_purchases, expire_lots]
+    functions: list[Any] = [
+        reconcile_purchases,
+        expire_lots,
+        confirm_bookings,
+        sync_calendars,
+        sync_calendar,
+    ]
     cron_jobs = [
+        cron(confirm_bookings, second=10, run_at_startup=True),
+        cron(sync_calendars, minute=set(range(0, 60, 5)), second=30, run_at_startup=True),
         cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=True, unique=False),
         cron(reconcile_purchases, minute=set(range(0, 60, 5)), second=20, run_at_startup=True),
         # Hourly rather than daily: a lot expires at the minute it was bought, and balances

@@ -124,28 +124,30 @@ def _check_prices(rules: Rules, errors: dict[str, str]) -> None:
         errors["channels"] = N_("Offer at least one call or video duration.")
 
 
+def check_periods(intervals: list[Interval]) -> str | None:
+    """What is wrong with one day's periods (a message id), or None."""
+    previous_end = -1
+    for interval in sorted(intervals, key=lambda i: i.start):
+        if not (_TIME_RE.match(interval.start) and _TIME_RE.match(interval.end)):
+            return N_("Write periods as 09:00-12:30, separated by commas.")
+        start, end = interval.minutes()
+        if start % 15 or end % 15:
+            return N_("Periods start and end on a quarter hour.")
+        if start >= end:
+            return N_("A period must end after it starts.")
+        if start < previous_end:
+            return N_("Periods of a day must not overlap.")
+        previous_end = end
+    return None
+
+
 def _check_hours(rules: Rules, errors: dict[str, str]) -> None:
     for weekday, intervals in rules.working_hours.items():
-        field = f"hours_{weekday}"
         if weekday not in WEEKDAYS:
             errors["working_hours"] = N_("Unknown weekday.")
             continue
-        previous_end = -1
-        for interval in sorted(intervals, key=lambda i: i.start):
-            if not (_TIME_RE.match(interval.start) and _TIME_RE.match(interval.end)):
-                errors[field] = N_("Write periods as 09:00-12:30, separated by commas.")
-                break
-            start, end = interval.minutes()
-            if start % 15 or end % 15:
-                errors[field] = N_("Periods start and end on a quarter hour.")
-                break
-            if start >= end:
-                errors[field] = N_("A period must end after it starts.")
-                break
-            if start < previous_end:
-                errors[field] = N_("Periods of a day must not overlap.")
-                break
-            previous_end = end
+        if (problem := check_periods(intervals)) is not None:
+            errors[f"hours_{weekday}"] = problem
     if rules.weekly_working_minutes() == 0 and not any(k.startswith("hours_") for k in errors):
         errors["working_hours"] = N_("Set at least one working period in the week.")
         return

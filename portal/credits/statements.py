@@ -20,9 +20,14 @@ from portal.credits.services import ENTRY_COLUMNS
 from portal.credits.tables import Entry, EntryKind, Purchase
 from portal.errors import N_, ValidationFailed
 
-# Where the charter version of a cause is recorded: "purchase:12" -> Purchase 12's version.
-# Bookings and questions register their table here too (they freeze the version accepted).
-VERSION_SOURCES: dict[str, type[Table]] = {"purchase": Purchase}
+
+def _version_sources() -> dict[str, type[Table]]:
+    """Where the charter version of a cause is recorded: "booking:12" -> Booking 12's.
+    (Imported here: bookings build on credits, not the other way round.)"""
+    from portal.booking.tables import Booking
+
+    return {"purchase": Purchase, "booking": Booking}
+
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -84,14 +89,15 @@ async def _sums(wallet_id: int, before: datetime) -> tuple[int, int]:
 
 async def _versions(references: list[str]) -> dict[str, int]:
     """reference -> the charter version its cause froze, for the causes that record one."""
+    sources = _version_sources()
     wanted: dict[str, list[int]] = {}
     for reference in references:
         kind, _sep, ident = reference.partition(":")
-        if kind in VERSION_SOURCES and ident.isdigit():
+        if kind in sources and ident.isdigit():
             wanted.setdefault(kind, []).append(int(ident))
     found = {}
     for kind, ids in wanted.items():
-        table = VERSION_SOURCES[kind]
+        table = sources[kind]
         rows = await table.select(table._meta.primary_key, table.charter_version).where(  # type: ignore[attr-defined]
             table._meta.primary_key.is_in(sorted(set(ids)))
         )

@@ -3,6 +3,8 @@
 from portal.routes import (
     accounts,
     api,
+    booking,
+    calendar,
     charter,
     client,
     expert,
@@ -22,4 +24,6 @@ ROUTES = [
     api.router,
     *webhooks.ROUTES,
     *purchases.ROUTES,
+    *booking.ROUTES,
+    *calendar.ROUTES,
 ]

@@ -42,7 +42,8 @@ RulesIn = msgspec.defstruct(
 class ErrorOut(msgspec.Struct):
     code: str
     detail: str
-    errors: dict[str, str] | None = None
+    errors: dict[str, str] | None = None  # validation_failed: a message per field
+    missing: int | None = None  # insufficient_credits: credits still needed
 
 
 class CharterOut(msgspec.Struct):

@@ -11,6 +11,7 @@ from litestar import Request, Response, get
 from litestar.params import FromQuery
 
 from portal import i18n
+from portal.booking.services import bookings_of_client
 from portal.credits.presentation import change, what
 from portal.credits.services import entries_of, wallet_of, wallets_of
 from portal.credits.statements import Month, months_with_entries, statement_of
@@ -34,7 +35,13 @@ def _entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def client_dashboard(request: Request[Any, Any, Any]) -> Response[Any]:
     user = current_user(request)
     assert user is not None
-    return render(request, "pages/me.html", wallets=await wallets_of(client_id=user.id))
+    return render(
+        request,
+        "pages/me.html",
+        wallets=await wallets_of(client_id=user.id),
+        bookings=await bookings_of_client(client_id=user.id),
+        now=datetime.now(UTC),
+    )
 
 
 @get(

@@ -11,6 +11,7 @@ from litestar.plugins.flash import flash
 
 from portal.accounts.services import expert_update_profile, user_by_email
 from portal.accounts.tables import Expert
+from portal.booking.availability import availability_of
 from portal.charter import rules as charter_rules
 from portal.charter.presentation import LABELS, changes
 from portal.charter.services import (
@@ -31,6 +32,7 @@ from portal.credits.services import clients_of, purchases_sold, sales_total, wal
 from portal.errors import N_, Conflict, ValidationFailed
 from portal.i18n import gettext as _
 from portal.params import PathId
+from portal.routes import expert_booking
 from portal.routes.charter import money_table
 from portal.routes.forms import Form, field, see_other, translated
 from portal.web.auth import current_expert, expert_required
@@ -51,6 +53,8 @@ async def _dashboard(
         expert=expert,
         current=await version_current(expert=expert),
         packs=await packs_for(expert=expert),
+        upcoming=await expert_booking.upcoming_of(expert),
+        expert_tz=(await availability_of(expert)).timezone,
         errors=translated(errors),
     )
 
@@ -322,6 +326,7 @@ router = Router(
         pack_restore,
         clients_page,
         clients_adjust,
+        *expert_booking.HANDLERS,
     ],
     guards=[expert_required],
     include_in_schema=False,

@@ -135,11 +135,13 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
     activate_for(request)
     status = domain_status(exc)
     if is_api(request.scope):
-        extra = (
+        extra: dict[str, Any] = (
             {"errors": {k: _(v) for k, v in exc.errors.items()}}
             if isinstance(exc, ValidationFailed)
             else {}
         )
+        if (missing := getattr(exc, "missing", None)) is not None:
+            extra["missing"] = missing  # insufficient_credits: how many more are needed
         response = _json(status, exc.code, _message(exc, status), **extra)
     else:
         details = [_(v) for v in exc.errors.values()] if isinstance(exc, ValidationFailed) else []

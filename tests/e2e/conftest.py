@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,45 +11,15 @@ import pytest
 
 from portal.settings import get_settings
 from tests.conftest import TMP
-from tests.support import reset_database, reset_redis, run_in_thread
+from tests.support import reset_database, reset_redis, run_in_thread, web_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_server() -> Iterator[str]:
-    port = _free_port()
-    log = (TMP / "e2e-web.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "portal.cli", "web", "--port", str(port)],
-        cwd=TMP,
-        env=dict(os.environ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (TMP / "e2e-web.log").read_text()
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1)
-                break
-            except urllib.error.HTTPError:
-                break  # it answers (503 without a worker is fine here)
-            except OSError:
-                time.sleep(0.2)
+    with web_server(TMP, log_name="e2e-web.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
 
 
 async def _reset() -> None:

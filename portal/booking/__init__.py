@@ -1,0 +1,1 @@
+"""Booking: availability, slots, bookings and calendars."""

@@ -1,0 +1,44 @@
+"""What a cancellation or a no-show costs, under the terms a booking froze. Pure.
+
+- The client cancels before the free-cancellation deadline (start minus the charter's
+  hours): free, the hold is released. Later: the charter's share of the credits is
+  captured (rounded down), the rest released.
+- The expert cancels: always free for the client.
+- The client does not come: the charter's no-show share is captured. The expert does not
+  come: free for the client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    credits: int
+    starts_at: datetime
+    cancel_free_hours: int
+    cancel_late_forfeit_percent: int
+    no_show_client_percent: int
+
+    @property
+    def free_until(self) -> datetime:
+        """The last moment a client may cancel (or move the booking) for free."""
+        return self.starts_at - timedelta(hours=self.cancel_free_hours)
+
+
+def share(credits: int, percent: int) -> int:
+    return credits * percent // 100
+
+
+def cancellation_cost(terms: Terms, *, now: datetime, by_expert: bool) -> int:
+    """Credits the client pays when the booking is cancelled at `now`."""
+    if by_expert or now < terms.free_until:
+        return 0
+    return share(terms.credits, terms.cancel_late_forfeit_percent)
+
+
+def no_show_cost(terms: Terms, *, client_absent: bool) -> int:
+    """Credits the client pays when one side did not come."""
+    return share(terms.credits, terms.no_show_client_percent) if client_absent else 0

@@ -1,0 +1,472 @@
+"""Bookings: free slots, booking with a credit hold in one transaction, moving, cancelling,
+no-shows, and the worker's confirmation after the end.
+
+No double booking: every booking of an expert is made while holding a lock on the expert
+(the expert's row on PostgreSQL, the immediate transaction on SQLite), re-checking the slot
+with the same pure function that listed it; on PostgreSQL an exclusion constraint refuses
+overlapping active bookings whatever happens, and a violation is reported as `slot_taken`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from asyncpg.exceptions import DeadlockDetectedError, ExclusionViolationError
+
+from portal.accounts.tables import Expert, User
+from portal.booking import slots
+from portal.booking.availability import availability_of, working_time
+from portal.booking.policy import Terms, cancellation_cost, no_show_cost
+from portal.booking.tables import Availability, Booking, BookingStatus, CallMode, ExternalCalendar
+from portal.charter.rules import CHANNELS, Rules
+from portal.charter.services import Published, version_current
+from portal.credits import ledger
+from portal.credits.tables import Hold
+from portal.db import is_postgres, is_unique_violation, write_transaction
+from portal.errors import N_, Conflict, NotFound, ValidationFailed
+from portal.i18n import timezones
+
+CONFIRM_GRACE = timedelta(minutes=30)  # after the end, before the credits are captured
+MAX_RANGE_DAYS = 62
+VIDEO_ROOMS = "https://meet.jit.si/"
+
+
+class SlotTaken(Conflict):
+    code = "slot_taken"
+
+    def __init__(self) -> None:
+        super().__init__(N_("This slot has just been taken. Please choose another one."))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _published(expert: Expert) -> Published:
+    current = await version_current(expert=expert)
+    if current is None:
+        raise NotFound(N_("This expert has no published charter."))
+    return current
+
+
+def _offered(rules: Rules, channel: str, duration: int) -> int:
+    """The price in credits; refuses what the charter does not offer."""
+    if channel not in CHANNELS:
+        raise ValidationFailed({"channel": N_("Choose a call or a video call.")})
+    price = rules.prices(channel).get(duration)
+    if price is None:
+        raise ValidationFailed({"duration": N_("This expert does not offer this duration.")})
+    return price
+
+
+def _frame(rules: Rules) -> slots.Frame:
+    return slots.Frame(
+        min_notice=timedelta(hours=rules.min_notice_hours),
+        horizon=timedelta(days=rules.horizon_days),
+        buffer=timedelta(minutes=rules.buffer_minutes),
+        daily_cap=rules.daily_cap,
+    )
+
+
+def check_timezone(tz: str) -> str:
+    if tz not in timezones():
+        raise ValidationFailed({"tz": N_("Unknown time zone.")})
+    return tz
+
+
+@dataclass(frozen=True, slots=True)
+class Free:
+    """Free slots of one channel and duration, between two dates of the client."""
+
+    starts: list[datetime]  # UTC
+    duration: int
+    credits: int
+    charter_version: int
+    expert_timezone: str
+
+
+async def _occupied(
+    expert: Expert, availability: Availability, first: date, last: date, exclude: int = 0
+) -> tuple[list[slots.Span], list[slots.Span], list[slots.Span]]:
+    """Working time, busy times of external calendars and active bookings of the expert
+    (but booking `exclude`) between two of their local dates."""
+    tz = availability.timezone
+    open_spans = await working_time(expert, availability, first, last)
+    start = slots.local_to_utc(first, 0, ZoneInfo(tz))
+    end = slots.local_to_utc(last + timedelta(days=1), 0, ZoneInfo(tz))
+    rows = await Booking.select(Booking.starts_at, Booking.ends_at).where(
+        (Booking.expert == expert.id)
+        & (Booking.status == BookingStatus.booked.value)
+        & (Booking.starts_at < end)
+        & (Booking.blocked_until > start - timedelta(days=1))
+        & (Booking.id != exclude)
+    )
+    bookings = [(row["starts_at"], row["ends_at"]) for row in rows]
+    busy: list[slots.Span] = []
+    for calendar in await ExternalCalendar.select(ExternalCalendar.busy).where(
+        ExternalCalendar.expert == expert.id
+    ):
+        for span_start, span_end in json.loads(calendar["busy"]):
+            span = (datetime.fromisoformat(span_start), datetime.fromisoformat(span_end))
+            if span[0] < end and span[1] > start:
+                busy.append(span)
+    return open_spans, busy, bookings
+
+
+async def free_slots(
+    expert: Expert,
+    *,
+    channel: str,
+    duration: int,
+    first: date,
+    last: date,
+    tz: str,
+    now: datetime | None = None,
+) -> Free:
+    """The free slots starting on the client's dates `first`..`last` (in `tz`)."""
+    check_timezone(tz)
+    if last < first or (last - first).days >= MAX_RANGE_DAYS:
+        raise ValidationFailed({"end": N_("Ask for at most 62 days, the end after the start.")})
+    current = await _published(expert)
+    credits = _offered(current.rules, channel, duration)
+    availability = await availability_of(expert)
+    # The client's dates, widened by a day each side, cover the expert's local dates.
+    open_spans, busy, bookings = await _occupied(
+        expert, availability, first - timedelta(days=1), last + timedelta(days=1)
+    )
+    starts = slots.free_slots(
+        open=open_spans,
+        busy=busy,
+        bookings=bookings,
+        duration=timedelta(minutes=duration),
+        now=now or _now(),
+        frame=_frame(current.rules),
+        tz=availability.timezone,
+    )
+    zone = ZoneInfo(tz)
+    return Free(
+        starts=[s for s in starts if first <= s.astimezone(zone).date() <= last],
+        duration=duration,
+        credits=credits,
+        charter_version=current.number,
+        expert_timezone=availability.timezone,
+    )
+
+
+def _aware(start: datetime) -> datetime:
+    if start.tzinfo is None:
+        raise ValidationFailed({"start": N_("Give the time with its offset, e.g. +01:00.")})
+    return start.astimezone(UTC)
+
+
+def _check_start(start: datetime, rules: Rules, now: datetime) -> None:
+    if not slots.on_grid(start):
+        raise ValidationFailed({"start": N_("Slots start on a quarter hour.")})
+    if start < now + timedelta(hours=rules.min_notice_hours):
+        raise ValidationFailed({"start": N_("This time is too soon or already past.")})
+    if start >= now + timedelta(days=rules.horizon_days):
+        raise ValidationFailed({"start": N_("This time is too far ahead.")})
+
+
+async def _lock_expert(expert: Expert) -> None:
+    """Queue the bookings of one expert (SQLite: the immediate transaction already does)."""
+    if is_postgres():
+        await Expert.select(Expert.id).where(Expert.id == expert.id).lock_rows()
+
+
+async def _slot_is_free(
+    expert: Expert,
+    availability: Availability,
+    rules: Rules,
+    start: datetime,
+    duration: int,
+    now: datetime,
+    exclude: int = 0,
+) -> bool:
+    """Inside the booking transaction: the slot as `free_slots` would list it now."""
+    day = start.astimezone(ZoneInfo(availability.timezone)).date()
+    open_spans, busy, bookings = await _occupied(expert, availability, day, day, exclude)
+    free = slots.free_slots(
+        open=open_spans,
+        busy=busy,
+        bookings=bookings,
+        duration=timedelta(minutes=duration),
+        now=now,
+        frame=_frame(rules),
+        tz=availability.timezone,
+    )
+    return start in free
+
+
+def _meeting_url(availability: Availability, channel: str) -> str:
+    if channel != "video":
+        return ""
+    return availability.meeting_url or VIDEO_ROOMS + "portal-" + secrets.token_hex(10)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotChoice:
+    """What a client asks to book."""
+
+    channel: str
+    duration: int
+    start: datetime
+    charter_version: int
+    key: str  # the form's (or API call's) key: the same request twice books once
+    timezone: str  # the client's, for what they are shown
+    phone: str = ""  # the client's, when the expert calls
+
+
+async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> Booking:
+    """Book and hold the credits, all or nothing. Raises SlotTaken (409),
+    InsufficientCredits (402), ValidationFailed (422) or Conflict `charter_changed`."""
+    now = _now()
+    key = f"{client.id}:{asked.key}"[:120]
+    if (done := await Booking.objects().where(Booking.key == key).first()) is not None:
+        return done
+    current = await _published(expert)
+    rules = current.rules
+    if asked.charter_version != current.number:
+        raise Conflict(
+            N_("The charter has changed since you chose this slot: please review it."),
+            code="charter_changed",
+        )
+    credits = _offered(rules, asked.channel, asked.duration)
+    start = _aware(asked.start)
+    _check_start(start, rules, now)
+    check_timezone(asked.timezone)
+    availability = await availability_of(expert)
+    phone = asked.phone.strip()[:40]
+    if (
+        asked.channel == "call"
+        and availability.call_mode == CallMode.expert_calls.value
+        and sum(c.isdigit() for c in phone) < 6
+    ):
+        raise ValidationFailed({"phone": N_("Your phone number, so the expert can call you.")})
+    wallet = await ledger.wallet_for(client_id=client.id, expert_id=expert.id)
+    ends = start + timedelta(minutes=asked.duration)
+    try:
+        async with write_transaction():
+            await _lock_expert(expert)
+            if (done := await Booking.objects().where(Booking.key == key).first()) is not None:
+                return done
+            if not await _slot_is_free(expert, availability, rules, start, asked.duration, now):
+                raise SlotTaken()
+            booking = Booking(
+                expert=expert.id,
+                client=client.id,
+                channel=asked.channel,
+                duration=asked.duration,
+                starts_at=start,
+                ends_at=ends,
+                blocked_until=ends + timedelta(minutes=rules.buffer_minutes),
+                credits=credits,
+                charter_version=current.number,
+                cancel_free_hours=rules.cancel_free_hours,
+                cancel_late_forfeit_percent=rules.cancel_late_forfeit_percent,
+                no_show_client_percent=rules.no_show_client_percent,
+                timezone=asked.timezone,
+                phone=phone if asked.channel == "call" else "",
+                meeting_url=_meeting_url(availability, asked.channel),
+                key=key,
+                uid=secrets.token_hex(16),
+            )
+            await booking.save()
+            held = await ledger.hold(
+                wallet_id=wallet.id, amount=credits, reference=f"booking:{booking.id}"
+            )
+            await Booking.update({Booking.hold: held.id}).where(Booking.id == booking.id)
+            booking.hold = held.id
+            return booking
+    except (ExclusionViolationError, DeadlockDetectedError) as exc:
+        raise SlotTaken() from exc
+    except Exception as exc:
+        if is_unique_violation(exc):  # the same form, submitted twice at once
+            done = await Booking.objects().where(Booking.key == key).first()
+            if done is not None:
+                return done
+        raise
+
+
+def terms_of(booking: Booking) -> Terms:
+    return Terms(
+        credits=booking.credits,
+        starts_at=booking.starts_at,
+        cancel_free_hours=booking.cancel_free_hours,
+        cancel_late_forfeit_percent=booking.cancel_late_forfeit_percent,
+        no_show_client_percent=booking.no_show_client_percent,
+    )
+
+
+async def booking_of_client(*, client_id: int, booking_id: int) -> Booking:
+    booking = (
+        await Booking.objects()
+        .where((Booking.id == booking_id) & (Booking.client == client_id))
+        .first()
+    )
+    if booking is None:
+        raise NotFound(N_("This booking does not exist."))
+    return booking
+
+
+async def bookings_of_client(*, client_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    """The client's upcoming bookings first (soonest first), then the latest past ones."""
+    rows = (
+        await Booking.select(*Booking.all_columns(), Booking.expert.display_name)
+        .where(Booking.client == client_id)
+        .order_by(Booking.starts_at, ascending=False)
+        .limit(limit)
+    )
+    now = _now()
+    upcoming = [r for r in rows if r["ends_at"] > now]
+    return upcoming[::-1] + [r for r in rows if r["ends_at"] <= now]
+
+
+async def booking_of_expert(*, expert_id: int, booking_id: int) -> Booking:
+    booking = (
+        await Booking.objects()
+        .where((Booking.id == booking_id) & (Booking.expert == expert_id))
+        .first()
+    )
+    if booking is None:
+        raise NotFound(N_("This booking does not exist."))
+    return booking
+
+
+async def _settle(
+    booking_id: int, status: BookingStatus, cost: int | None, **values: Any
+) -> Booking:
+    """End a booked booking once: capture `cost` credits (None: all) and release the rest,
+    and set its new status, in one transaction. A booking already ended is returned as is
+    when it ended this way (a repeated job or click), refused otherwise."""
+    async with write_transaction():
+        query = Booking.objects().where(Booking.id == booking_id)
+        if is_postgres():
+            query = query.lock_rows()
+        booking = await query.first()
+        if booking is None:
+            raise NotFound(N_("This booking does not exist."))
+        if booking.status != BookingStatus.booked.value:
+            if booking.status == status.value:
+                return booking
+            raise Conflict(N_("This booking has already ended."), code="booking_ended")
+        hold = await Hold.objects().get(Hold.id == booking.hold)
+        amount = booking.credits if cost is None else cost
+        if amount > 0:
+            await ledger.capture(
+                wallet_id=hold.wallet,
+                hold_id=hold.id,
+                amount=amount,
+                key=f"capture:booking:{booking.id}",
+            )
+        else:
+            await ledger.release(
+                wallet_id=hold.wallet, hold_id=hold.id, key=f"release:booking:{booking.id}"
+            )
+        now = _now()
+        await Booking.update(
+            {
+                Booking.status: status.value,
+                Booking.settled_at: now,
+                Booking.sequence: Booking.sequence + 1,
+                **{getattr(Booking, name): value for name, value in values.items()},
+            }
+        ).where(Booking.id == booking.id)
+        return await Booking.objects().get(Booking.id == booking.id)
+
+
+async def booking_cancel(
+    *, booking: Booking, by_expert: bool, now: datetime | None = None
+) -> Booking:
+    """Cancel: free before the deadline or when the expert cancels, else the charter's
+    share of the credits is kept."""
+    now = now or _now()
+    if booking.starts_at <= now and not by_expert:
+        raise Conflict(N_("This booking has already started."), code="booking_started")
+    cost = cancellation_cost(terms_of(booking), now=now, by_expert=by_expert)
+    return await _settle(
+        booking.id,
+        BookingStatus.cancelled,
+        cost,
+        cancelled_at=now,
+        cancelled_by="expert" if by_expert else "client",
+    )
+
+
+async def booking_no_show(
+    *, booking: Booking, client_absent: bool, now: datetime | None = None
+) -> Booking:
+    """The expert says who did not come, once the booking has started."""
+    now = now or _now()
+    if now < booking.starts_at:
+        raise Conflict(N_("A no-show can only be recorded after the start."), code="not_started")
+    cost = no_show_cost(terms_of(booking), client_absent=client_absent)
+    status = BookingStatus.no_show_client if client_absent else BookingStatus.no_show_expert
+    return await _settle(booking.id, status, cost)
+
+
+async def booking_move(
+    *, booking: Booking, start: datetime, now: datetime | None = None
+) -> Booking:
+    """Move a booking to another free slot of the same length, before its free-cancellation
+    deadline; the credits stay held, the calendar event keeps its UID (SEQUENCE grows)."""
+    now = now or _now()
+    if booking.status != BookingStatus.booked.value:
+        raise Conflict(N_("This booking has already ended."), code="booking_ended")
+    if now >= terms_of(booking).free_until:
+        raise Conflict(
+            N_("The free-cancellation deadline has passed: this booking can no longer be moved."),
+            code="too_late",
+        )
+    expert = await Expert.objects().get(Expert.id == booking.expert)
+    rules = (await _published(expert)).rules
+    start = _aware(start)
+    _check_start(start, rules, now)
+    ends = start + timedelta(minutes=booking.duration)
+    availability = await availability_of(expert)  # never made inside the transaction
+    try:
+        async with write_transaction():
+            await _lock_expert(expert)
+            if not await _slot_is_free(
+                expert, availability, rules, start, booking.duration, now, exclude=booking.id
+            ):
+                raise SlotTaken()
+            await Booking.update(
+                {
+                    Booking.starts_at: start,
+                    Booking.ends_at: ends,
+                    Booking.blocked_until: ends + (booking.blocked_until - booking.ends_at),
+                    Booking.sequence: Booking.sequence + 1,
+                }
+            ).where((Booking.id == booking.id) & (Booking.status == BookingStatus.booked.value))
+    except (ExclusionViolationError, DeadlockDetectedError) as exc:
+        raise SlotTaken() from exc
+    return await Booking.objects().get(Booking.id == booking.id)
+
+
+async def bookings_confirm_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Capture the credits of bookings ended (plus a grace period) and not cancelled;
+    safe to run twice or from two workers at once."""
+    now = now or _now()
+    due = (
+        await Booking.select(Booking.id)
+        .where(
+            (Booking.status == BookingStatus.booked.value)
+            & (Booking.ends_at <= now - CONFIRM_GRACE)
+        )
+        .order_by(Booking.ends_at)
+        .limit(limit)
+    )
+    confirmed = 0
+    for row in due:
+        try:
+            await _settle(row["id"], BookingStatus.completed, None)
+            confirmed += 1
+        except Conflict:  # ended meanwhile (cancelled, no-show) by someone else
+            continue
+    return confirmed

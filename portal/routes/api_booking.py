@@ -1,0 +1,341 @@
+"""JSON API: free slots, the caller's bookings (book, list, show, move, cancel) and the
+expert's side (their bookings, no-shows, cancellations)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from litestar import Request, get, post
+from litestar.openapi import ResponseSpec
+from litestar.params import FromQuery, JSONBody
+
+from portal.accounts.tables import Expert
+from portal.booking.availability import availability_of
+from portal.booking.policy import cancellation_cost
+from portal.booking.services import (
+    SlotChoice,
+    booking_cancel,
+    booking_create,
+    booking_move,
+    booking_no_show,
+    booking_of_client,
+    booking_of_expert,
+    free_slots,
+    terms_of,
+)
+from portal.booking.tables import Booking
+from portal.charter.services import expert_by_slug
+from portal.errors import N_, ValidationFailed
+from portal.params import PathId, Slug
+from portal.routes.api_charter import ERRORS, ErrorOut
+from portal.web.auth import current_expert, current_user, expert_required, login_required
+
+BOOKING_ERRORS = {
+    **ERRORS,
+    402: ResponseSpec(ErrorOut, description="insufficient_credits (with `missing`)"),
+    409: ResponseSpec(ErrorOut, description="slot_taken, charter_changed, booking_ended"),
+}
+
+
+class SlotOut(msgspec.Struct):
+    start: datetime  # in the asked time zone, with its offset
+    end: datetime
+
+
+class SlotsOut(msgspec.Struct):
+    timezone: str
+    channel: str
+    duration: int
+    credits: int
+    charter_version: int
+    slots: list[SlotOut]
+
+
+@get(
+    "/experts/{slug:str}/slots",
+    name="api_slots",
+    security=[],
+    responses=ERRORS,
+    tags=["booking"],
+)
+async def slots(
+    slug: Slug,
+    start: FromQuery[date],
+    end: FromQuery[date],
+    duration: FromQuery[int],
+    channel: FromQuery[str] = "call",
+    tz: FromQuery[str | None] = None,
+) -> SlotsOut:
+    """Free slots starting between two dates (inclusive) of time zone `tz` (default: the
+    expert's), as ISO 8601 times with their offset; book one with its `start` as given."""
+    expert = await expert_by_slug(slug)
+    tz = tz or (await availability_of(expert)).timezone
+    free = await free_slots(
+        expert, channel=channel, duration=duration, first=start, last=end, tz=tz
+    )
+    zone = ZoneInfo(tz)
+    step = free.duration * 60
+    return SlotsOut(
+        timezone=tz,
+        channel=channel,
+        duration=free.duration,
+        credits=free.credits,
+        charter_version=free.charter_version,
+        slots=[
+            SlotOut(s.astimezone(zone), datetime.fromtimestamp(s.timestamp() + step, zone))
+            for s in free.starts
+        ],
+    )
+
+
+class BookingIn(msgspec.Struct, forbid_unknown_fields=True):
+    start: str  # ISO 8601 with offset, as the slots list gives it
+    duration: int
+    channel: str
+    charter_version: int  # the version the client accepts (the current one)
+    key: str | None = None  # repeat a request with the same key: one booking
+    tz: str | None = None  # the client's time zone (default: the account's)
+    phone: str = ""  # the client's number, when the expert calls
+
+
+class BookingOut(msgspec.Struct):
+    id: int
+    status: str  # booked, completed, cancelled, no_show_client, no_show_expert
+    expert: str
+    channel: str
+    duration: int
+    start: datetime
+    end: datetime
+    timezone: str
+    credits: int
+    charter_version: int
+    free_cancellation_until: datetime
+    cancellation_cost_now: int  # credits kept if the client cancelled now
+    meeting_url: str
+    phone: str
+    invite: str  # the .ics invite's path
+
+
+def _out(booking: Booking, expert_slug: str, invite: str) -> BookingOut:
+    zone = ZoneInfo(booking.timezone)
+    terms = terms_of(booking)
+    return BookingOut(
+        id=booking.id,
+        status=booking.status,
+        expert=expert_slug,
+        channel=booking.channel,
+        duration=booking.duration,
+        start=booking.starts_at.astimezone(zone),
+        end=booking.ends_at.astimezone(zone),
+        timezone=booking.timezone,
+        credits=booking.credits,
+        charter_version=booking.charter_version,
+        free_cancellation_until=terms.free_until.astimezone(zone),
+        cancellation_cost_now=cancellation_cost(terms, now=datetime.now(zone), by_expert=False),
+        meeting_url=booking.meeting_url,
+        phone=booking.phone,
+        invite=invite,
+    )
+
+
+async def _outs(request: Request[Any, Any, Any], bookings: list[Booking]) -> list[BookingOut]:
+    ids = {b.expert for b in bookings}
+    slugs = (
+        {
+            row["id"]: row["slug"]
+            for row in await Expert.select(Expert.id, Expert.slug).where(Expert.id.is_in(list(ids)))
+        }
+        if ids
+        else {}
+    )
+    return [
+        _out(b, slugs[b.expert], request.app.route_reverse("booking_invite", booking_id=b.id))
+        for b in bookings
+    ]
+
+
+def _start(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValidationFailed(
+            {"start": N_("A time in ISO 8601 with its offset, e.g. 2026-12-01T09:00:00+01:00.")}
+        )
+    return moment
+
+
+@post(
+    "/experts/{slug:str}/bookings",
+    name="api_booking_create",
+    guards=[login_required],
+    status_code=201,
+    responses=BOOKING_ERRORS,
+    tags=["booking"],
+)
+async def booking_create_handler(
+    request: Request[Any, Any, Any], slug: Slug, data: JSONBody[BookingIn]
+) -> BookingOut:
+    """Book a free slot and hold its credits, in one step; 409 `slot_taken` when someone was
+    faster, 402 `insufficient_credits` (with `missing`) when the balance is short."""
+    user = current_user(request)
+    assert user is not None
+    expert = await expert_by_slug(slug)
+    booking = await booking_create(
+        client=user,
+        expert=expert,
+        asked=SlotChoice(
+            channel=data.channel,
+            duration=data.duration,
+            start=_start(data.start),
+            charter_version=data.charter_version,
+            key=data.key or uuid.uuid4().hex,
+            timezone=data.tz or user.timezone,
+            phone=data.phone,
+        ),
+    )
+    return (await _outs(request, [booking]))[0]
+
+
+@get("/bookings", name="api_bookings", guards=[login_required], tags=["booking"])
+async def bookings(request: Request[Any, Any, Any]) -> list[BookingOut]:
+    """The caller's bookings, latest start first."""
+    user = current_user(request)
+    assert user is not None
+    rows = (
+        await Booking.objects()
+        .where(Booking.client == user.id)
+        .order_by(Booking.starts_at, ascending=False)
+        .limit(500)
+    )
+    return await _outs(request, rows)
+
+
+@get(
+    "/bookings/{booking_id:int}",
+    name="api_booking",
+    guards=[login_required],
+    responses=ERRORS,
+    tags=["booking"],
+)
+async def booking_show(request: Request[Any, Any, Any], booking_id: PathId) -> BookingOut:
+    user = current_user(request)
+    assert user is not None
+    booking = await booking_of_client(client_id=user.id, booking_id=booking_id)
+    return (await _outs(request, [booking]))[0]
+
+
+@post(
+    "/bookings/{booking_id:int}/cancel",
+    name="api_booking_cancel",
+    guards=[login_required],
+    status_code=200,
+    responses=BOOKING_ERRORS,
+    tags=["booking"],
+)
+async def booking_cancel_handler(request: Request[Any, Any, Any], booking_id: PathId) -> BookingOut:
+    """Cancel: free before `free_cancellation_until`; later the charter's share is kept
+    (`cancellation_cost_now` says how much beforehand)."""
+    user = current_user(request)
+    assert user is not None
+    booking = await booking_of_client(client_id=user.id, booking_id=booking_id)
+    return (await _outs(request, [await booking_cancel(booking=booking, by_expert=False)]))[0]
+
+
+class MoveIn(msgspec.Struct, forbid_unknown_fields=True):
+    start: str
+
+
+@post(
+    "/bookings/{booking_id:int}/move",
+    name="api_booking_move",
+    guards=[login_required],
+    status_code=200,
+    responses=BOOKING_ERRORS,
+    tags=["booking"],
+)
+async def booking_move_handler(
+    request: Request[Any, Any, Any], booking_id: PathId, data: JSONBody[MoveIn]
+) -> BookingOut:
+    """Move to another free slot of the same length, before the free-cancellation deadline."""
+    user = current_user(request)
+    assert user is not None
+    booking = await booking_of_client(client_id=user.id, booking_id=booking_id)
+    moved = await booking_move(booking=booking, start=_start(data.start))
+    return (await _outs(request, [moved]))[0]
+
+
+@get("/expert/bookings", name="api_expert_bookings", guards=[expert_required], tags=["expert"])
+async def expert_bookings(
+    request: Request[Any, Any, Any],
+    start: FromQuery[date | None] = None,
+    end: FromQuery[date | None] = None,
+) -> list[BookingOut]:
+    """The expert's bookings starting between two dates (UTC), earliest first."""
+    expert = await current_expert(request)
+    query = Booking.objects().where(Booking.expert == expert.id)
+    if start is not None:
+        query = query.where(Booking.starts_at >= datetime.combine(start, time(), UTC))
+    if end is not None:
+        query = query.where(
+            Booking.starts_at < datetime.combine(end, time(), UTC) + timedelta(days=1)
+        )
+    return await _outs(request, await query.order_by(Booking.starts_at).limit(1000))
+
+
+@post(
+    "/expert/bookings/{booking_id:int}/cancel",
+    name="api_expert_booking_cancel",
+    guards=[expert_required],
+    status_code=200,
+    responses=BOOKING_ERRORS,
+    tags=["expert"],
+)
+async def expert_booking_cancel(request: Request[Any, Any, Any], booking_id: PathId) -> BookingOut:
+    """Cancel a booking: always free for the client (the credits are released)."""
+    expert = await current_expert(request)
+    booking = await booking_of_expert(expert_id=expert.id, booking_id=booking_id)
+    return (await _outs(request, [await booking_cancel(booking=booking, by_expert=True)]))[0]
+
+
+class NoShowIn(msgspec.Struct, forbid_unknown_fields=True):
+    absent: str  # "client" or "expert"
+
+
+@post(
+    "/expert/bookings/{booking_id:int}/no-show",
+    name="api_expert_booking_no_show",
+    guards=[expert_required],
+    status_code=200,
+    responses=BOOKING_ERRORS,
+    tags=["expert"],
+)
+async def expert_booking_no_show(
+    request: Request[Any, Any, Any], booking_id: PathId, data: JSONBody[NoShowIn]
+) -> BookingOut:
+    """After the start: the client did not come (the charter's share is captured) or the
+    expert did not (the credits are released)."""
+    if data.absent not in ("client", "expert"):
+        raise ValidationFailed({"absent": N_("Say who did not come: client or expert.")})
+    expert = await current_expert(request)
+    booking = await booking_of_expert(expert_id=expert.id, booking_id=booking_id)
+    ended = await booking_no_show(booking=booking, client_absent=data.absent == "client")
+    return (await _outs(request, [ended]))[0]
+
+
+HANDLERS = [
+    slots,
+    booking_create_handler,
+    bookings,
+    booking_show,
+    booking_cancel_handler,
+    booking_move_handler,
+    expert_bookings,
+    expert_booking_cancel,
+    expert_booking_no_show,
+]

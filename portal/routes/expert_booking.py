@@ -1,0 +1,289 @@
+"""The expert's booking pages: availability (weekly hours, dates, calendars, how calls and
+video calls happen, the private feed) and the schedule (day and week), with cancellation
+and no-shows."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from litestar import Request, Response, get, post
+from litestar.params import FromQuery
+from litestar.plugins.flash import flash
+
+from portal.accounts.tables import Expert
+from portal.booking import slots
+from portal.booking.availability import (
+    AvailabilityForm,
+    availability_of,
+    availability_save,
+    calendar_add,
+    calendar_delete,
+    calendars_of,
+    feed_token_rotate,
+    form_of,
+    override_delete,
+    override_list,
+    override_set,
+    working_time,
+)
+from portal.booking.ics import CalendarError
+from portal.booking.services import booking_cancel, booking_no_show, booking_of_expert
+from portal.booking.tables import Booking, BookingStatus
+from portal.charter.rules import WEEKDAYS
+from portal.errors import N_, ValidationFailed
+from portal.i18n import gettext as _
+from portal.params import PathId
+from portal.routes.forms import Form, field, see_other, translated
+from portal.web.auth import current_expert
+from portal.web.deps import RedisDep
+from portal.web.render import render
+
+PREVIEW_DAYS = 7
+
+
+async def _week_preview(
+    expert: Expert, tz: str
+) -> list[tuple[date, list[tuple[datetime, datetime]]]]:
+    """The next 7 days' working periods as the slot computation sees them (weekly hours
+    and date overrides), in the expert's zone."""
+    availability = await availability_of(expert)
+    today = datetime.now(ZoneInfo(tz)).date()
+    last = today + timedelta(days=PREVIEW_DAYS - 1)
+    spans = await working_time(expert, availability, today, last)
+    zone = ZoneInfo(tz)
+    days: dict[date, list[tuple[datetime, datetime]]] = {
+        today + timedelta(days=n): [] for n in range(PREVIEW_DAYS)
+    }
+    for start, end in spans:
+        day = start.astimezone(zone).date()
+        if day in days:
+            days[day].append((start, end))
+    return list(days.items())
+
+
+async def _availability_page(
+    request: Request[Any, Any, Any],
+    expert: Expert,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response[Any]:
+    availability = await availability_of(expert)
+    settings = request.app.state.settings
+    today = datetime.now(ZoneInfo(availability.timezone)).date()
+    return render(
+        request,
+        "pages/expert/availability.html",
+        status_code=status_code,
+        availability=availability,
+        form=form or form_of(availability),
+        errors=translated(errors or {}),
+        weekdays=WEEKDAYS,
+        preview=await _week_preview(expert, availability.timezone),
+        overrides=[
+            {"id": o.id, "day": o.day, "periods": json.loads(o.hours), "note": o.note}
+            for o in await override_list(expert, first=today)
+        ],
+        calendar_errors=CalendarError.REASONS,
+        calendars=await calendars_of(expert),
+        feed_url=settings.base_url
+        + request.app.route_reverse("expert_feed", filename=f"{availability.feed_token}.ics"),
+    )
+
+
+@get("/availability", name="expert_availability")
+async def availability_page(request: Request[Any, Any, Any]) -> Response[Any]:
+    return await _availability_page(request, await current_expert(request))
+
+
+@post("/availability", name="expert_availability_save")
+async def availability_submit(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    expert = await current_expert(request)
+    form = {name: field(data, name, 500) for name in data}
+    try:
+        await availability_save(
+            expert,
+            AvailabilityForm(
+                timezone=form.get("timezone", ""),
+                hours={day: form.get(f"hours_{day}", "") for day in WEEKDAYS},
+                call_mode=form.get("call_mode", ""),
+                phone=form.get("phone", ""),
+                meeting_url=form.get("meeting_url", ""),
+            ),
+        )
+    except ValidationFailed as exc:
+        return await _availability_page(
+            request, expert, form=form, errors=exc.errors, status_code=422
+        )
+    flash(request, _("Your availability is saved."), "success")
+    return see_other(request.app.route_reverse("expert_availability"))
+
+
+@post("/availability/dates", name="expert_override_save")
+async def override_submit(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    expert = await current_expert(request)
+    form = {name: field(data, name, 200) for name in ("day", "hours", "note")}
+    try:
+        try:
+            day = date.fromisoformat(form["day"])
+        except ValueError:
+            raise ValidationFailed({"day": N_("Choose a date.")}) from None
+        await override_set(expert, day=day, hours=form["hours"], note=form["note"])
+    except ValidationFailed as exc:
+        errors = {f"override_{k}": v for k, v in exc.errors.items()}
+        merged = form_of(await availability_of(expert)) | {
+            f"override_{k}": v for k, v in form.items()
+        }
+        return await _availability_page(
+            request, expert, form=merged, errors=errors, status_code=422
+        )
+    flash(request, _("The date is saved."), "success")
+    return see_other(request.app.route_reverse("expert_availability"))
+
+
+@post("/availability/dates/{override_id:int}/delete", name="expert_override_delete")
+async def override_remove(request: Request[Any, Any, Any], override_id: PathId) -> Response[Any]:
+    await override_delete(await current_expert(request), override_id)
+    flash(request, _("The date follows your weekly hours again."), "success")
+    return see_other(request.app.route_reverse("expert_availability"))
+
+
+@post("/availability/calendars", name="expert_calendar_add")
+async def calendar_submit(
+    request: Request[Any, Any, Any], data: Form, redis: RedisDep
+) -> Response[Any]:
+    expert = await current_expert(request)
+    form = {name: field(data, name, 2100) for name in ("url", "name")}
+    try:
+        calendar = await calendar_add(expert, url=form["url"], name=form["name"])
+        # Read it now rather than at the next round (which would read it anyway).
+        await redis.enqueue_job("sync_calendar", calendar.id, _job_id=f"calendar:{calendar.id}")
+    except ValidationFailed as exc:
+        errors = {f"calendar_{k}": v for k, v in exc.errors.items()}
+        merged = form_of(await availability_of(expert)) | {
+            f"calendar_{k}": v for k, v in form.items()
+        }
+        return await _availability_page(
+            request, expert, form=merged, errors=errors, status_code=422
+        )
+    flash(
+        request, _("The calendar is added: its busy times are read within 15 minutes."), "success"
+    )
+    return see_other(request.app.route_reverse("expert_availability"))
+
+
+@post("/availability/calendars/{calendar_id:int}/delete", name="expert_calendar_delete")
+async def calendar_remove(request: Request[Any, Any, Any], calendar_id: PathId) -> Response[Any]:
+    await calendar_delete(await current_expert(request), calendar_id)
+    flash(request, _("The calendar is removed."), "success")
+    return see_other(request.app.route_reverse("expert_availability"))
+
+
+@post("/availability/feed", name="expert_feed_rotate")
+async def feed_rotate(request: Request[Any, Any, Any]) -> Response[Any]:
+    await feed_token_rotate(await current_expert(request))
+    flash(request, _("Your calendar has a new address; the old one no longer works."), "success")
+    return see_other(request.app.route_reverse("expert_availability"))
+
+
+async def schedule_of(expert: Expert, first: datetime, last: datetime) -> list[dict[str, Any]]:
+    """The expert's bookings starting between two instants, with their clients."""
+    rows = (
+        await Booking.select(*Booking.all_columns(), Booking.client.email, Booking.client.name)
+        .where(
+            (Booking.expert == expert.id)
+            & (Booking.starts_at >= first)
+            & (Booking.starts_at < last)
+        )
+        .order_by(Booking.starts_at)
+    )
+    return rows
+
+
+UPCOMING = 8
+
+
+async def upcoming_of(expert: Expert) -> list[dict[str, Any]]:
+    """The expert's next booked exchanges, for the dashboard."""
+    now = datetime.now(UTC)
+    rows = await schedule_of(expert, now - timedelta(hours=1), now + timedelta(days=60))
+    return [r for r in rows if r["status"] == BookingStatus.booked.value][:UPCOMING]
+
+
+@get("/schedule", name="expert_schedule")
+async def schedule_page(
+    request: Request[Any, Any, Any],
+    day: FromQuery[str | None] = None,
+    view: FromQuery[str] = "week",
+) -> Response[Any]:
+    expert = await current_expert(request)
+    availability = await availability_of(expert)
+    zone = ZoneInfo(availability.timezone)
+    today = datetime.now(zone).date()
+    try:
+        first = date.fromisoformat(day) if day else today
+    except ValueError:
+        first = today
+    if view != "day":
+        view = "week"
+        first -= timedelta(days=first.weekday())
+    span = 1 if view == "day" else 7
+    start = slots.local_to_utc(first, 0, zone)
+    end = slots.local_to_utc(first + timedelta(days=span), 0, zone)
+    bookings = await schedule_of(expert, start, end)
+    days: dict[date, list[dict[str, Any]]] = {first + timedelta(days=n): [] for n in range(span)}
+    for booking in bookings:
+        days.setdefault(booking["starts_at"].astimezone(zone).date(), []).append(booking)
+    return render(
+        request,
+        "pages/expert/schedule.html",
+        expert=expert,
+        tz=availability.timezone,
+        view=view,
+        first=first,
+        days=days,
+        previous=first - timedelta(days=span),
+        following=first + timedelta(days=span),
+        now=datetime.now(UTC),
+    )
+
+
+@post("/bookings/{booking_id:int}/cancel", name="expert_booking_cancel")
+async def expert_cancel(request: Request[Any, Any, Any], booking_id: PathId) -> Response[Any]:
+    expert = await current_expert(request)
+    booking = await booking_of_expert(expert_id=expert.id, booking_id=booking_id)
+    await booking_cancel(booking=booking, by_expert=True)
+    flash(request, _("The booking is cancelled; the client's credits are released."), "success")
+    return see_other(request.app.route_reverse("expert_schedule"))
+
+
+@post("/bookings/{booking_id:int}/no-show", name="expert_booking_no_show")
+async def expert_no_show(
+    request: Request[Any, Any, Any], booking_id: PathId, data: Form
+) -> Response[Any]:
+    expert = await current_expert(request)
+    booking = await booking_of_expert(expert_id=expert.id, booking_id=booking_id)
+    absent = field(data, "absent", 10)
+    if absent not in ("client", "expert"):
+        raise ValidationFailed({"absent": N_("Say who did not come: client or expert.")})
+    await booking_no_show(booking=booking, client_absent=absent == "client")
+    flash(request, _("Recorded."), "success")
+    return see_other(request.app.route_reverse("expert_schedule"))
+
+
+HANDLERS = [
+    availability_page,
+    availability_submit,
+    override_submit,
+    override_remove,
+    calendar_submit,
+    calendar_remove,
+    feed_rotate,
+    schedule_page,
+    expert_cancel,
+    expert_no_show,
+]

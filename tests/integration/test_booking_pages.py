@@ -1,0 +1,203 @@
+"""The booking pages end to end through the app: slot picker, confirmation, booking page
+with its invite, cancelling and moving; the expert's availability, schedule and feed."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import icalendar
+from httpx import AsyncClient
+
+from portal.booking.tables import Availability, Booking, ExternalCalendar
+from tests.support import give_credits, login, make_published_expert, make_user, post_form
+
+
+def _next_monday() -> date:
+    today = datetime.now(UTC).date()
+    return today + timedelta(days=7 - today.weekday())
+
+
+async def _setup(credits: int = 10) -> None:
+    expert = await make_published_expert()
+    client = await make_user("c@example.org")
+    if credits:
+        await give_credits(client, expert, credits)
+
+
+def _slot_links(html: str) -> list[str]:
+    return [link.replace("&amp;", "&") for link in re.findall(r'class="slot" href="([^"]+)"', html)]
+
+
+async def test_book_from_the_picker_then_cancel(client: AsyncClient) -> None:
+    await _setup()
+    await login(client, "c@example.org")
+    monday = _next_monday()
+    picker = await client.get(
+        "/e/alice-expert/book",
+        params={
+            "channel": "call",
+            "duration": "30",
+            "day": monday.isoformat(),
+            "tz": "Europe/Paris",
+        },
+    )
+    assert picker.status_code == 200
+    links = _slot_links(picker.text)
+    assert links and "lundi" in picker.text
+    confirm_url = links[0]
+    confirm = await client.get(confirm_url)
+    assert confirm.status_code == 200
+    page = confirm.text
+    assert "Confirmer la réservation" in page and "2 crédits" in page
+    assert "Version 1" in page and "Annulation gratuite" in page
+    start = parse_qs(urlsplit(confirm_url).query)["start"][0]
+    form = {
+        "key": "form-key-1",
+        "channel": "call",
+        "duration": "30",
+        "start": start,
+        "tz": "Europe/Paris",
+        "charter_version": "1",
+        "phone": "06 12 34 56 78",
+    }
+    created = await post_form(client, "/e/alice-expert/book", form, from_page=confirm_url)
+    assert created.status_code == 303, created.text
+    again = await post_form(client, "/e/alice-expert/book", form, from_page=confirm_url)
+    assert again.headers["location"] == created.headers["location"]  # one booking
+    booking_page = (await client.get(created.headers["location"])).text
+    assert "Réservé" in booking_page and "06 12 34 56 78" in booking_page
+    booking = await Booking.objects().first()
+    assert booking is not None and await Booking.count() == 1
+
+    invite = await client.get(f"/me/bookings/{booking.id}/invite.ics")
+    assert invite.headers["content-type"].startswith("text/calendar")
+    assert "method=REQUEST" in invite.headers["content-type"]
+    event = icalendar.Calendar.from_ical(invite.content).walk("VEVENT")[0]
+    assert (
+        event["UID"].startswith(f"booking-{booking.uid}@") and "c@example.org" not in event["UID"]
+    )
+
+    me = (await client.get("/me")).text
+    assert "Mes réservations" in me and f"/me/bookings/{booking.id}" in me
+    cancelled = await post_form(
+        client,
+        f"/me/bookings/{booking.id}/cancel",
+        {"cost": "0"},
+        from_page=f"/me/bookings/{booking.id}",
+    )
+    assert cancelled.status_code == 303
+    assert (await Booking.objects().first()).status == "cancelled"  # type: ignore[union-attr]
+    cancel_invite = await client.get(f"/me/bookings/{booking.id}/invite.ics")
+    assert b"METHOD:CANCEL" in cancel_invite.content and b"SEQUENCE:1" in cancel_invite.content
+
+
+async def test_without_enough_credits_the_confirmation_offers_the_packs(
+    client: AsyncClient,
+) -> None:
+    await _setup(credits=1)
+    await login(client, "c@example.org")
+    picker = await client.get(
+        "/e/alice-expert/book",
+        params={"channel": "call", "duration": "30", "day": _next_monday().isoformat()},
+    )
+    confirm = (await client.get(_slot_links(picker.text)[0])).text
+    assert "Vous avez 1 crédit avec cet expert\u202f: il en faut 1 de plus." in confirm
+    assert "/e/alice-expert/buy/" in confirm and "Confirmer la réservation" not in confirm
+
+
+async def test_someone_elses_booking_is_not_found(client: AsyncClient) -> None:
+    await _setup()
+    await login(client, "c@example.org")
+    picker = await client.get(
+        "/e/alice-expert/book",
+        params={"channel": "call", "duration": "30", "day": _next_monday().isoformat()},
+    )
+    url = _slot_links(picker.text)[0]
+    start = parse_qs(urlsplit(url).query)["start"][0]
+    await post_form(
+        client,
+        "/e/alice-expert/book",
+        {
+            "key": "k",
+            "channel": "call",
+            "duration": "30",
+            "start": start,
+            "tz": "Europe/Paris",
+            "charter_version": "1",
+            "phone": "0612345678",
+        },
+        from_page=url,
+    )
+    booking = await Booking.objects().first()
+    assert booking is not None
+    await make_user("other@example.org")
+    await login(client, "other@example.org")
+    for path in (f"/me/bookings/{booking.id}", f"/me/bookings/{booking.id}/invite.ics"):
+        assert (await client.get(path)).status_code == 404
+
+
+async def test_the_expert_sets_availability_and_sees_the_schedule(client: AsyncClient) -> None:
+    await _setup()
+    await login(client, "expert@example.org")
+    page = await client.get("/expert/availability")
+    assert page.status_code == 200 and "Heures de la semaine" in page.text
+    hours = {f"hours_{d}": "" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    bad = await post_form(
+        client,
+        "/expert/availability",
+        {
+            **hours,
+            "hours_mon": "9h-8h",
+            "timezone": "Europe/Paris",
+            "call_mode": "client_calls",
+            "phone": "",
+            "meeting_url": "http://x",
+        },
+        from_page="/expert/availability",
+    )
+    assert bad.status_code == 422
+    assert bad.text.count('class="field-error"') >= 3  # hours, phone and room at once
+    saved = await post_form(
+        client,
+        "/expert/availability",
+        {
+            **hours,
+            "hours_tue": "10:00-12:00",
+            "timezone": "America/New_York",
+            "call_mode": "client_calls",
+            "phone": "+1 212 555 0100",
+            "meeting_url": "",
+        },
+        from_page="/expert/availability",
+    )
+    assert saved.status_code == 303
+    availability = await Availability.objects().first()
+    assert availability is not None and availability.timezone == "America/New_York"
+    closed = await post_form(
+        client,
+        "/expert/availability/dates",
+        {"day": (_next_monday() + timedelta(days=1)).isoformat(), "hours": "", "note": "Holiday"},
+        from_page="/expert/availability",
+    )
+    assert closed.status_code == 303
+    preview = (await client.get("/expert/availability")).text
+    assert "Holiday" in preview and "fermé" in preview
+    added = await post_form(
+        client,
+        "/expert/availability/calendars",
+        {"url": "webcal://calendar.example.org/private/basic.ics", "name": "Agenda"},
+        from_page="/expert/availability",
+    )
+    assert added.status_code == 303
+    calendar = await ExternalCalendar.objects().first()
+    assert calendar is not None and calendar.url.startswith("https://")
+    assert (await client.get("/expert/schedule?view=week")).status_code == 200
+    assert (await client.get("/expert/schedule?view=day&day=not-a-date")).status_code == 200
+
+    feed_path = f"/calendar/{availability.feed_token}.ics"
+    client.cookies.clear()
+    feed = await client.get(feed_path)
+    assert feed.status_code == 200 and b"METHOD:PUBLISH" in feed.content
+    assert (await client.get("/calendar/not-the-right-token-at-all.ics")).status_code == 404
