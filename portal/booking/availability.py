@@ -196,19 +196,26 @@ async def override_set(expert: Expert, *, day: date, hours: str, note: str) -> D
     if (problem := check_periods(periods)) is not None:
         raise ValidationFailed({"hours": problem})
     encoded = json.dumps([[p.start, p.end] for p in sorted(periods, key=lambda p: p.start)])
-    existing = (
-        await DateOverride.objects()
-        .where((DateOverride.expert == expert.id) & (DateOverride.day == day))
-        .first()
+    values = {DateOverride.hours: encoded, DateOverride.note: note.strip()[:120]}
+    query = DateOverride.objects().where(
+        (DateOverride.expert == expert.id) & (DateOverride.day == day)
     )
-    if existing is not None:
-        await DateOverride.update(
-            {DateOverride.hours: encoded, DateOverride.note: note.strip()[:120]}
-        ).where(DateOverride.id == existing.id)
-        return await DateOverride.objects().get(DateOverride.id == existing.id)
-    override = DateOverride(expert=expert.id, day=day, hours=encoded, note=note.strip()[:120])
-    await override.save()
-    return override
+    for _attempt in range(2):  # PostgreSQL: a second submission may insert first
+        try:
+            async with write_transaction():
+                if (existing := await query.first()) is not None:
+                    await DateOverride.update(values).where(DateOverride.id == existing.id)
+                else:
+                    await DateOverride(
+                        expert=expert.id, day=day, hours=encoded, note=note.strip()[:120]
+                    ).save()
+            break
+        except Exception as exc:
+            if not is_unique_violation(exc):
+                raise
+    found = await query.first()
+    assert found is not None
+    return found
 
 
 async def override_delete(expert: Expert, override_id: int) -> None:

@@ -31,9 +31,11 @@ FEED_REFRESH = timedelta(hours=1)
 # Local dates may differ from UTC dates by a day either way.
 TIMEZONE_MARGIN = timedelta(days=2)
 MAX_REDIRECTS = 5
-# Expanding a rule that repeats every second or minute walks every repetition since its
-# DTSTART (minutes of CPU for one line of text); no real calendar has such events.
-TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY"})
+# Expanding a rule walks every repetition since its DTSTART: one that repeats every second,
+# minute or hour from centuries ago costs minutes of CPU for one line of text. No personal
+# calendar has such events; they are skipped.
+TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY", "HOURLY"})
+MAX_SPANS = 20_000  # busy spans kept from one calendar (a year of a very full diary)
 
 Span = tuple[datetime, datetime]
 
@@ -193,7 +195,7 @@ def busy_from_ics(data: bytes, start: datetime, end: datetime, *, tz: str) -> li
     spans in UTC, clipped to the window.
 
     Recurring events are expanded. Dates (all-day events) and floating times are read in
-    `tz`, the expert's zone, unless the calendar names its own (X-WR-TIMEZONE). Transparent
+    `tz`, the expert's zone. Transparent
     ("free") and cancelled events are not busy; events of no length are dropped. A series
     whose rules cannot be read is skipped, as calendar apps do, rather than making the whole
     calendar unusable; data that is not an iCalendar raises CalendarError("not_calendar").
@@ -211,8 +213,10 @@ def busy_from_ics(data: bytes, start: datetime, end: datetime, *, tz: str) -> li
             span_end = min(_instant(vevent.end, zone), window_end)
             if span_start < span_end:
                 spans.append((span_start, span_end))
-    except ValueError as exc:  # icalendar's and recurring_ical_events' errors are ValueErrors
-        raise CalendarError("not_calendar", detail=str(exc)[:200]) from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # e.g. no DTSTART
+        raise CalendarError("not_calendar", detail=f"{type(exc).__name__}: {exc}"[:200]) from exc
+    if len(spans) > MAX_SPANS:
+        raise CalendarError("too_large", detail=f"more than {MAX_SPANS} busy times")
     return _merged(spans)
 
 

@@ -19,12 +19,16 @@ def _uid(booking: Booking, base_url: str) -> str:
     return f"booking-{booking.uid}@{urlsplit(base_url).hostname or 'portal'}"
 
 
-def _how(booking: Booking, availability: Availability, expert_name: str) -> str:
+def _how(booking: Booking, expert_name: str) -> str:
+    """As agreed at booking time, whatever the expert's settings are now."""
     if booking.channel == "video":
         return booking.meeting_url
-    if availability.call_mode == CallMode.expert_calls.value:
-        return _("%(name)s calls you at %(phone)s.") % {"name": expert_name, "phone": booking.phone}
-    return _("You call %(name)s at %(phone)s.") % {"name": expert_name, "phone": availability.phone}
+    if booking.call_mode == CallMode.client_calls.value:
+        return _("You call %(name)s at %(phone)s.") % {
+            "name": expert_name,
+            "phone": booking.expert_phone,
+        }
+    return _("%(name)s calls you at %(phone)s.") % {"name": expert_name, "phone": booking.phone}
 
 
 def _what(booking: Booking) -> str:
@@ -36,7 +40,6 @@ def client_invite(
     booking: Booking,
     expert: Expert,
     client: User,
-    availability: Availability,
     *,
     base_url: str,
     page: str,
@@ -51,8 +54,8 @@ def client_invite(
         ends_at=booking.ends_at,
         tz=booking.timezone,
         summary=f"{_what(booking)} — {expert.display_name}",
-        description=_how(booking, availability, expert.display_name),
-        location=booking.meeting_url or booking.phone or availability.phone,
+        description=_how(booking, expert.display_name),
+        location=booking.meeting_url or booking.expert_phone or booking.phone,
         url=base_url + page,
         cancelled=booking.status == BookingStatus.cancelled.value,
         organizer=f"noreply@{host}",
@@ -78,7 +81,7 @@ async def expert_feed(expert: Expert, availability: Availability, *, base_url: s
         client = clients[booking.client]
         who = client.name or client.email
         how = booking.meeting_url or (
-            booking.phone if availability.call_mode == CallMode.expert_calls.value else ""
+            booking.phone if booking.call_mode == CallMode.expert_calls.value else ""
         )
         events.append(
             Event(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from portal.i18n import timezones
 
 CONFIRM_GRACE = timedelta(minutes=30)  # after the end, before the credits are captured
 MAX_RANGE_DAYS = 62
+MAX_AHEAD_DAYS = 367  # the longest horizon a charter allows, and a day
 VIDEO_ROOMS = "https://meet.jit.si/"
 
 
@@ -91,22 +93,33 @@ class Free:
 
 
 async def _occupied(
-    expert: Expert, availability: Availability, first: date, last: date, exclude: int = 0
+    expert: Expert,
+    availability: Availability,
+    first: date,
+    last: date,
+    buffer: timedelta,
+    exclude: int = 0,
 ) -> tuple[list[slots.Span], list[slots.Span], list[slots.Span]]:
     """Working time, busy times of external calendars and active bookings of the expert
-    (but booking `exclude`) between two of their local dates."""
+    (but booking `exclude`) between two of their local dates.
+
+    A booking keeps the buffer it was made with (`blocked_until`, which PostgreSQL's
+    constraint checks); the slot computation adds today's buffer after each booking, so
+    bookings are given as ending at `blocked_until` less today's buffer. A new slot must
+    then end today's buffer before a booking, and start after its own buffer: exactly what
+    the constraint refuses otherwise."""
     tz = availability.timezone
     open_spans = await working_time(expert, availability, first, last)
     start = slots.local_to_utc(first, 0, ZoneInfo(tz))
     end = slots.local_to_utc(last + timedelta(days=1), 0, ZoneInfo(tz))
-    rows = await Booking.select(Booking.starts_at, Booking.ends_at).where(
+    rows = await Booking.select(Booking.starts_at, Booking.blocked_until).where(
         (Booking.expert == expert.id)
         & (Booking.status == BookingStatus.booked.value)
         & (Booking.starts_at < end)
         & (Booking.blocked_until > start - timedelta(days=1))
         & (Booking.id != exclude)
     )
-    bookings = [(row["starts_at"], row["ends_at"]) for row in rows]
+    bookings = [(row["starts_at"], row["blocked_until"] - buffer) for row in rows]
     busy: list[slots.Span] = []
     for calendar in await ExternalCalendar.select(ExternalCalendar.busy).where(
         ExternalCalendar.expert == expert.id
@@ -127,17 +140,31 @@ async def free_slots(
     last: date,
     tz: str,
     now: datetime | None = None,
+    moving: Booking | None = None,
 ) -> Free:
-    """The free slots starting on the client's dates `first`..`last` (in `tz`)."""
+    """The free slots starting on the client's dates `first`..`last` (in `tz`); for
+    `moving`, a booking being moved: its own time counts as free and its channel, length and
+    price stay what they were, even if the charter no longer offers them."""
     check_timezone(tz)
     if last < first or (last - first).days >= MAX_RANGE_DAYS:
         raise ValidationFailed({"end": N_("Ask for at most 62 days, the end after the start.")})
+    today = (now or _now()).date()
+    if first < today - timedelta(days=1) or last > today + timedelta(days=MAX_AHEAD_DAYS):
+        raise ValidationFailed({"start": N_("Ask for dates from today to a year ahead.")})
     current = await _published(expert)
-    credits = _offered(current.rules, channel, duration)
+    if moving is None:
+        credits = _offered(current.rules, channel, duration)
+    else:
+        channel, duration, credits = moving.channel, moving.duration, moving.credits
     availability = await availability_of(expert)
     # The client's dates, widened by a day each side, cover the expert's local dates.
     open_spans, busy, bookings = await _occupied(
-        expert, availability, first - timedelta(days=1), last + timedelta(days=1)
+        expert,
+        availability,
+        first - timedelta(days=1),
+        last + timedelta(days=1),
+        timedelta(minutes=current.rules.buffer_minutes),
+        exclude=moving.id if moving else 0,
     )
     starts = slots.free_slots(
         open=open_spans,
@@ -161,7 +188,10 @@ async def free_slots(
 def _aware(start: datetime) -> datetime:
     if start.tzinfo is None:
         raise ValidationFailed({"start": N_("Give the time with its offset, e.g. +01:00.")})
-    return start.astimezone(UTC)
+    try:
+        return start.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset
+        raise ValidationFailed({"start": N_("This time is too soon or already past.")}) from None
 
 
 def _check_start(start: datetime, rules: Rules, now: datetime) -> None:
@@ -190,7 +220,14 @@ async def _slot_is_free(
 ) -> bool:
     """Inside the booking transaction: the slot as `free_slots` would list it now."""
     day = start.astimezone(ZoneInfo(availability.timezone)).date()
-    open_spans, busy, bookings = await _occupied(expert, availability, day, day, exclude)
+    open_spans, busy, bookings = await _occupied(
+        expert,
+        availability,
+        day - timedelta(days=1),
+        day + timedelta(days=1),
+        timedelta(minutes=rules.buffer_minutes),
+        exclude,
+    )
     free = slots.free_slots(
         open=open_spans,
         busy=busy,
@@ -222,12 +259,31 @@ class SlotChoice:
     phone: str = ""  # the client's, when the expert calls
 
 
+async def _same_request(key: str, expert: Expert, asked: SlotChoice) -> Booking | None:
+    """The booking this key already made, if any; a key used for something else is refused
+    (a client's mistake, never a reason to book or to hide a booking)."""
+    done = await Booking.objects().where(Booking.key == key).first()
+    if done is None:
+        return None
+    same = (done.expert, done.channel, done.duration, done.starts_at) == (
+        expert.id,
+        asked.channel,
+        asked.duration,
+        _aware(asked.start),
+    )
+    if not same:
+        raise Conflict(N_("This key was already used for another booking."), code="key_reused")
+    return done
+
+
 async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> Booking:
     """Book and hold the credits, all or nothing. Raises SlotTaken (409),
     InsufficientCredits (402), ValidationFailed (422) or Conflict `charter_changed`."""
     now = _now()
+    if not asked.key:
+        raise ValidationFailed({"key": N_("This form has expired: please choose the slot again.")})
     key = f"{client.id}:{asked.key}"[:120]
-    if (done := await Booking.objects().where(Booking.key == key).first()) is not None:
+    if (done := await _same_request(key, expert, asked)) is not None:
         return done
     current = await _published(expert)
     rules = current.rules
@@ -253,7 +309,7 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
     try:
         async with write_transaction():
             await _lock_expert(expert)
-            if (done := await Booking.objects().where(Booking.key == key).first()) is not None:
+            if (done := await _same_request(key, expert, asked)) is not None:
                 return done
             if not await _slot_is_free(expert, availability, rules, start, asked.duration, now):
                 raise SlotTaken()
@@ -271,7 +327,11 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
                 cancel_late_forfeit_percent=rules.cancel_late_forfeit_percent,
                 no_show_client_percent=rules.no_show_client_percent,
                 timezone=asked.timezone,
+                call_mode=availability.call_mode if asked.channel == "call" else "",
                 phone=phone if asked.channel == "call" else "",
+                expert_phone=availability.phone
+                if asked.channel == "call" and availability.call_mode == CallMode.client_calls.value
+                else "",
                 meeting_url=_meeting_url(availability, asked.channel),
                 key=key,
                 uid=secrets.token_hex(16),
@@ -287,7 +347,7 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
         raise SlotTaken() from exc
     except Exception as exc:
         if is_unique_violation(exc):  # the same form, submitted twice at once
-            done = await Booking.objects().where(Booking.key == key).first()
+            done = await _same_request(key, expert, asked)
             if done is not None:
                 return done
         raise
@@ -314,17 +374,24 @@ async def booking_of_client(*, client_id: int, booking_id: int) -> Booking:
     return booking
 
 
-async def bookings_of_client(*, client_id: int, limit: int = 50) -> list[dict[str, Any]]:
-    """The client's upcoming bookings first (soonest first), then the latest past ones."""
-    rows = (
-        await Booking.select(*Booking.all_columns(), Booking.expert.display_name)
-        .where(Booking.client == client_id)
-        .order_by(Booking.starts_at, ascending=False)
-        .limit(limit)
-    )
+async def bookings_of_client(
+    *, client_id: int, upcoming: int = 50, past: int = 20
+) -> list[dict[str, Any]]:
+    """The client's upcoming bookings, soonest first, then the latest past ones."""
     now = _now()
-    upcoming = [r for r in rows if r["ends_at"] > now]
-    return upcoming[::-1] + [r for r in rows if r["ends_at"] <= now]
+    query = Booking.select(*Booking.all_columns(), Booking.expert.display_name)
+    coming = (
+        await query.where((Booking.client == client_id) & (Booking.ends_at > now))
+        .order_by(Booking.starts_at)
+        .limit(upcoming)
+    )
+    query = Booking.select(*Booking.all_columns(), Booking.expert.display_name)
+    done = (
+        await query.where((Booking.client == client_id) & (Booking.ends_at <= now))
+        .order_by(Booking.starts_at, ascending=False)
+        .limit(past)
+    )
+    return coming + done
 
 
 async def booking_of_expert(*, expert_id: int, booking_id: int) -> Booking:
@@ -338,12 +405,29 @@ async def booking_of_expert(*, expert_id: int, booking_id: int) -> Booking:
     return booking
 
 
+class CostChanged(Conflict):
+    code = "cost_changed"
+
+    def __init__(self, cost: int) -> None:
+        self.cost = cost
+        super().__init__(
+            N_("The cost of cancelling has changed since the page was shown: please confirm again.")
+        )
+
+
 async def _settle(
-    booking_id: int, status: BookingStatus, cost: int | None, **values: Any
+    booking_id: int,
+    status: BookingStatus,
+    cost_of: Callable[[Booking], int],
+    *,
+    expected: int | None = None,
+    **values: Any,
 ) -> Booking:
-    """End a booked booking once: capture `cost` credits (None: all) and release the rest,
-    and set its new status, in one transaction. A booking already ended is returned as is
-    when it ended this way (a repeated job or click), refused otherwise."""
+    """End a booked booking once: capture what `cost_of` says for the booking as it is once
+    locked (the rest released) and set its new status, in one transaction. When the caller
+    showed a cost (`expected`) and it is no longer the one, nothing happens (CostChanged).
+    A booking already ended this way is returned as is (a repeated job or click); ended
+    another way, refused."""
     async with write_transaction():
         query = Booking.objects().where(Booking.id == booking_id)
         if is_postgres():
@@ -355,8 +439,10 @@ async def _settle(
             if booking.status == status.value:
                 return booking
             raise Conflict(N_("This booking has already ended."), code="booking_ended")
+        amount = cost_of(booking)
+        if expected is not None and amount != expected:
+            raise CostChanged(amount)
         hold = await Hold.objects().get(Hold.id == booking.hold)
-        amount = booking.credits if cost is None else cost
         if amount > 0:
             await ledger.capture(
                 wallet_id=hold.wallet,
@@ -381,18 +467,26 @@ async def _settle(
 
 
 async def booking_cancel(
-    *, booking: Booking, by_expert: bool, now: datetime | None = None
+    *,
+    booking: Booking,
+    by_expert: bool,
+    now: datetime | None = None,
+    expected_cost: int | None = None,
 ) -> Booking:
     """Cancel: free before the deadline or when the expert cancels, else the charter's
-    share of the credits is kept."""
+    share of the credits is kept. `expected_cost`: what the client was shown."""
     now = now or _now()
-    if booking.starts_at <= now and not by_expert:
-        raise Conflict(N_("This booking has already started."), code="booking_started")
-    cost = cancellation_cost(terms_of(booking), now=now, by_expert=by_expert)
+
+    def cost(locked: Booking) -> int:
+        if locked.starts_at <= now and not by_expert:
+            raise Conflict(N_("This booking has already started."), code="booking_started")
+        return cancellation_cost(terms_of(locked), now=now, by_expert=by_expert)
+
     return await _settle(
         booking.id,
         BookingStatus.cancelled,
         cost,
+        expected=expected_cost,
         cancelled_at=now,
         cancelled_by="expert" if by_expert else "client",
     )
@@ -405,9 +499,12 @@ async def booking_no_show(
     now = now or _now()
     if now < booking.starts_at:
         raise Conflict(N_("A no-show can only be recorded after the start."), code="not_started")
-    cost = no_show_cost(terms_of(booking), client_absent=client_absent)
     status = BookingStatus.no_show_client if client_absent else BookingStatus.no_show_expert
-    return await _settle(booking.id, status, cost)
+    return await _settle(
+        booking.id,
+        status,
+        lambda locked: no_show_cost(terms_of(locked), client_absent=client_absent),
+    )
 
 
 async def booking_move(
@@ -432,6 +529,10 @@ async def booking_move(
     try:
         async with write_transaction():
             await _lock_expert(expert)
+            query = Booking.objects().where(Booking.id == booking.id)
+            locked = await (query.lock_rows() if is_postgres() else query).first()
+            if locked is None or locked.status != BookingStatus.booked.value:
+                raise Conflict(N_("This booking has already ended."), code="booking_ended")
             if not await _slot_is_free(
                 expert, availability, rules, start, booking.duration, now, exclude=booking.id
             ):
@@ -465,7 +566,7 @@ async def bookings_confirm_due(*, now: datetime | None = None, limit: int = 500)
     confirmed = 0
     for row in due:
         try:
-            await _settle(row["id"], BookingStatus.completed, None)
+            await _settle(row["id"], BookingStatus.completed, lambda locked: locked.credits)
             confirmed += 1
         except Conflict:  # ended meanwhile (cancelled, no-show) by someone else
             continue

@@ -8,6 +8,7 @@ an outage of their calendar never opens slots they are busy in.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -45,7 +46,11 @@ async def calendar_sync(
     tz = availability.timezone if availability else "UTC"
     try:
         data = await fetch_ics(calendar.url, client=client, allow_private=allow_private)
-        spans = busy_from_ics(data, now - LOOK_BACK, now + LOOK_AHEAD, tz=tz)
+        # Expanding recurring events is CPU work: off the event loop, so the worker's other
+        # jobs and its heartbeat go on meanwhile.
+        spans = await asyncio.to_thread(
+            busy_from_ics, data, now - LOOK_BACK, now + LOOK_AHEAD, tz=tz
+        )
     except CalendarError as exc:
         code = getattr(exc, "code", "unreachable")
         await ExternalCalendar.update(

@@ -106,7 +106,10 @@ class Booking(Table, tablename="booking_booking"):
     cancel_late_forfeit_percent = Integer(null=False)
     no_show_client_percent = Integer(null=False)
     timezone = Varchar(length=64, null=False)  # the client's, for what they are shown
+    # How a call happens, as agreed at booking (the expert may change their settings later).
+    call_mode = Varchar(length=16, default="", null=False)  # a CallMode, calls only
     phone = Varchar(length=40, default="", null=False)  # the client's, when the expert calls
+    expert_phone = Varchar(length=40, default="", null=False)  # when the client calls
     meeting_url = Varchar(length=500, default="", null=False)
     hold = ForeignKey(Hold, null=True, default=None, on_delete=OnDelete.restrict)
     key = Varchar(length=120, null=False, unique=True)  # one booking per submitted form

@@ -20,15 +20,6 @@ from portal.credits.services import ENTRY_COLUMNS
 from portal.credits.tables import Entry, EntryKind, Purchase
 from portal.errors import N_, ValidationFailed
 
-
-def _version_sources() -> dict[str, type[Table]]:
-    """Where the charter version of a cause is recorded: "booking:12" -> Booking 12's.
-    (Imported here: bookings build on credits, not the other way round.)"""
-    from portal.booking.tables import Booking
-
-    return {"purchase": Purchase, "booking": Booking}
-
-
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -87,9 +78,13 @@ async def _sums(wallet_id: int, before: datetime) -> tuple[int, int]:
     return int(row["available"] or 0), int(row["held"] or 0)
 
 
-async def _versions(references: list[str]) -> dict[str, int]:
+# Where the charter version of a cause is recorded, by the kind of reference: "purchase:12"
+# -> Purchase 12's. The ledger knows nothing of exchanges: callers add their tables.
+VersionSources = dict[str, type[Table]]
+
+
+async def _versions(references: list[str], sources: VersionSources) -> dict[str, int]:
     """reference -> the charter version its cause froze, for the causes that record one."""
-    sources = _version_sources()
     wanted: dict[str, list[int]] = {}
     for reference in references:
         kind, _sep, ident = reference.partition(":")
@@ -106,7 +101,9 @@ async def _versions(references: list[str]) -> dict[str, int]:
     return found
 
 
-async def statement_of(*, wallet_id: int, month: Month, tz: str) -> Statement:
+async def statement_of(
+    *, wallet_id: int, month: Month, tz: str, sources: VersionSources | None = None
+) -> Statement:
     start, end = month.start(tz), month.next().start(tz)
     available, held = await _sums(wallet_id, start)
     statement = Statement(month=month, opening_available=available, opening_held=held)
@@ -115,7 +112,9 @@ async def statement_of(*, wallet_id: int, month: Month, tz: str) -> Statement:
         .where((Entry.wallet == wallet_id) & (Entry.created_at >= start) & (Entry.created_at < end))
         .order_by(Entry.id)
     )
-    versions = await _versions([row["reference"] for row in rows])
+    versions = await _versions(
+        [row["reference"] for row in rows], {"purchase": Purchase, **(sources or {})}
+    )
     for row in rows:
         available += row["amount"]
         held += row["held_change"]

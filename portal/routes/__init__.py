@@ -21,6 +21,7 @@ ROUTES = [
     *charter.ROUTES,
     *client.ROUTES,
     expert.router,
+    api.public_router,
     api.router,
     *webhooks.ROUTES,
     *purchases.ROUTES,

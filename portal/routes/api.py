@@ -71,7 +71,6 @@ def _error(
     tags=["accounts"],
     name="api_token_create",
     status_code=HTTP_201_CREATED,
-    security=[],
     responses={
         401: ResponseSpec(ErrorOut, description="Wrong email or password"),
         422: ResponseSpec(ErrorOut, description="Malformed request"),
@@ -119,10 +118,19 @@ async def me(request: Request[Any, Any, Any]) -> UserOut:
     return UserOut.of(user)
 
 
-router = Router(
+# What anyone may read, without a token (the OpenAPI document says so).
+public_router = Router(
     path="/api/v1",
     route_handlers=[
         token_create_handler,
+        *api_charter.PUBLIC_HANDLERS,
+        *api_booking.PUBLIC_HANDLERS,
+    ],
+)
+
+router = Router(
+    path="/api/v1",
+    route_handlers=[
         token_revoke_handler,
         me,
         *api_charter.HANDLERS,

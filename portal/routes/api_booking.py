@@ -9,12 +9,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from litestar import Request, get, post
+from litestar import Request, Response, get, post, put
 from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, JSONBody
 
 from portal.accounts.tables import Expert
-from portal.booking.availability import availability_of
+from portal.booking.availability import (
+    AvailabilityForm,
+    availability_of,
+    availability_save,
+    weekly_of,
+)
 from portal.booking.policy import cancellation_cost
 from portal.booking.services import (
     SlotChoice,
@@ -27,17 +32,23 @@ from portal.booking.services import (
     free_slots,
     terms_of,
 )
-from portal.booking.tables import Booking
+from portal.booking.tables import Availability, Booking, BookingStatus
 from portal.charter.services import expert_by_slug
 from portal.errors import N_, ValidationFailed
 from portal.params import PathId, Slug
 from portal.routes.api_charter import ERRORS, ErrorOut
+from portal.routes.calendar import invite_response
 from portal.web.auth import current_expert, current_user, expert_required, login_required
+from portal.web.deps import SettingsDep
 
+CHANGE_ERRORS = {
+    **ERRORS,
+    409: ResponseSpec(ErrorOut, description="booking_ended, booking_started, too_late, slot_taken"),
+}
 BOOKING_ERRORS = {
     **ERRORS,
     402: ResponseSpec(ErrorOut, description="insufficient_credits (with `missing`)"),
-    409: ResponseSpec(ErrorOut, description="slot_taken, charter_changed, booking_ended"),
+    409: ResponseSpec(ErrorOut, description="slot_taken, charter_changed, key_reused"),
 }
 
 
@@ -58,7 +69,6 @@ class SlotsOut(msgspec.Struct):
 @get(
     "/experts/{slug:str}/slots",
     name="api_slots",
-    security=[],
     responses=ERRORS,
     tags=["booking"],
 )
@@ -114,15 +124,17 @@ class BookingOut(msgspec.Struct):
     credits: int
     charter_version: int
     free_cancellation_until: datetime
-    cancellation_cost_now: int  # credits kept if the client cancelled now
+    cancellation_cost_now: int | None  # credits kept if the client cancelled now; None: cannot
     meeting_url: str
     phone: str
-    invite: str  # the .ics invite's path
+    invite: str  # the .ics invite's path (bearer token as for the rest of the API)
 
 
 def _out(booking: Booking, expert_slug: str, invite: str) -> BookingOut:
     zone = ZoneInfo(booking.timezone)
     terms = terms_of(booking)
+    now = datetime.now(UTC)
+    cancellable = booking.status == BookingStatus.booked.value and booking.starts_at > now
     return BookingOut(
         id=booking.id,
         status=booking.status,
@@ -135,7 +147,9 @@ def _out(booking: Booking, expert_slug: str, invite: str) -> BookingOut:
         credits=booking.credits,
         charter_version=booking.charter_version,
         free_cancellation_until=terms.free_until.astimezone(zone),
-        cancellation_cost_now=cancellation_cost(terms, now=datetime.now(zone), by_expert=False),
+        cancellation_cost_now=cancellation_cost(terms, now=now, by_expert=False)
+        if cancellable
+        else None,
         meeting_url=booking.meeting_url,
         phone=booking.phone,
         invite=invite,
@@ -153,7 +167,7 @@ async def _outs(request: Request[Any, Any, Any], bookings: list[Booking]) -> lis
         else {}
     )
     return [
-        _out(b, slugs[b.expert], request.app.route_reverse("booking_invite", booking_id=b.id))
+        _out(b, slugs[b.expert], request.app.route_reverse("api_booking_invite", booking_id=b.id))
         for b in bookings
     ]
 
@@ -161,13 +175,13 @@ async def _outs(request: Request[Any, Any, Any], bookings: list[Booking]) -> lis
 def _start(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+        if moment.tzinfo is None:
+            raise ValueError("no offset")
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValidationFailed(
             {"start": N_("A time in ISO 8601 with its offset, e.g. 2026-12-01T09:00:00+01:00.")}
-        )
-    return moment
+        ) from None
 
 
 @post(
@@ -235,7 +249,7 @@ async def booking_show(request: Request[Any, Any, Any], booking_id: PathId) -> B
     name="api_booking_cancel",
     guards=[login_required],
     status_code=200,
-    responses=BOOKING_ERRORS,
+    responses=CHANGE_ERRORS,
     tags=["booking"],
 )
 async def booking_cancel_handler(request: Request[Any, Any, Any], booking_id: PathId) -> BookingOut:
@@ -256,7 +270,7 @@ class MoveIn(msgspec.Struct, forbid_unknown_fields=True):
     name="api_booking_move",
     guards=[login_required],
     status_code=200,
-    responses=BOOKING_ERRORS,
+    responses=CHANGE_ERRORS,
     tags=["booking"],
 )
 async def booking_move_handler(
@@ -293,7 +307,7 @@ async def expert_bookings(
     name="api_expert_booking_cancel",
     guards=[expert_required],
     status_code=200,
-    responses=BOOKING_ERRORS,
+    responses=CHANGE_ERRORS,
     tags=["expert"],
 )
 async def expert_booking_cancel(request: Request[Any, Any, Any], booking_id: PathId) -> BookingOut:
@@ -312,7 +326,7 @@ class NoShowIn(msgspec.Struct, forbid_unknown_fields=True):
     name="api_expert_booking_no_show",
     guards=[expert_required],
     status_code=200,
-    responses=BOOKING_ERRORS,
+    responses=CHANGE_ERRORS,
     tags=["expert"],
 )
 async def expert_booking_no_show(
@@ -328,8 +342,89 @@ async def expert_booking_no_show(
     return (await _outs(request, [ended]))[0]
 
 
+@get(
+    "/bookings/{booking_id:int}/invite.ics",
+    name="api_booking_invite",
+    guards=[login_required],
+    responses=ERRORS,
+    tags=["booking"],
+    media_type="text/calendar",
+)
+async def booking_invite_api(
+    request: Request[Any, Any, Any], booking_id: PathId, settings: SettingsDep
+) -> Response[bytes]:
+    """The booking as an iCalendar invite (METHOD:REQUEST; METHOD:CANCEL once cancelled)."""
+    user = current_user(request)
+    assert user is not None
+    booking = await booking_of_client(client_id=user.id, booking_id=booking_id)
+    return await invite_response(request, settings, user, booking)
+
+
+class AvailabilityIO(msgspec.Struct, forbid_unknown_fields=True):
+    timezone: str
+    weekly: dict[str, list[str]]  # "mon": ["09:00-12:30", "14:00-18:00"]; absent or []: closed
+    call_mode: str  # expert_calls (the client gives a number) or client_calls
+    phone: str  # the expert's, shown when the client calls
+    meeting_url: str  # empty: a room per booking on Jitsi Meet
+
+
+def _availability_out(availability: Availability) -> AvailabilityIO:
+    return AvailabilityIO(
+        timezone=availability.timezone,
+        weekly={
+            day: [f"{p.start}-{p.end}" for p in periods]
+            for day, periods in weekly_of(availability).items()
+        },
+        call_mode=availability.call_mode,
+        phone=availability.phone,
+        meeting_url=availability.meeting_url,
+    )
+
+
+@get(
+    "/expert/availability",
+    name="api_availability",
+    guards=[expert_required],
+    tags=["expert"],
+)
+async def availability_get(request: Request[Any, Any, Any]) -> AvailabilityIO:
+    """When the expert takes bookings."""
+    return _availability_out(await availability_of(await current_expert(request)))
+
+
+@put(
+    "/expert/availability",
+    name="api_availability_put",
+    guards=[expert_required],
+    responses=ERRORS,
+    tags=["expert"],
+)
+async def availability_put(
+    request: Request[Any, Any, Any], data: JSONBody[AvailabilityIO]
+) -> AvailabilityIO:
+    """Replace the weekly hours and call settings; 422 with `errors` per field
+    (`weekly.mon`, `timezone`, `phone`, `meeting_url`...)."""
+    expert = await current_expert(request)
+    try:
+        saved = await availability_save(
+            expert,
+            AvailabilityForm(
+                timezone=data.timezone,
+                hours={day: ", ".join(periods) for day, periods in data.weekly.items()},
+                call_mode=data.call_mode,
+                phone=data.phone,
+                meeting_url=data.meeting_url,
+            ),
+        )
+    except ValidationFailed as exc:
+        raise ValidationFailed(
+            {name.replace("hours_", "weekly.", 1): message for name, message in exc.errors.items()}
+        ) from None
+    return _availability_out(saved)
+
+
+PUBLIC_HANDLERS = [slots]  # no token needed
 HANDLERS = [
-    slots,
     booking_create_handler,
     bookings,
     booking_show,
@@ -338,4 +433,7 @@ HANDLERS = [
     expert_bookings,
     expert_booking_cancel,
     expert_booking_no_show,
+    booking_invite_api,
+    availability_get,
+    availability_put,
 ]

@@ -15,6 +15,8 @@ from portal.accounts.tables import Expert
 from portal.booking.availability import availability_of
 from portal.booking.policy import cancellation_cost
 from portal.booking.services import (
+    MAX_AHEAD_DAYS,
+    CostChanged,
     SlotChoice,
     booking_cancel,
     booking_create,
@@ -50,13 +52,13 @@ def _choices(rules: Rules) -> list[tuple[str, int, int]]:
 
 
 def _day(text: str | None, tz: str) -> date:
+    """The first day shown: today unless a later one within a year is asked for."""
     today = datetime.now(ZoneInfo(tz)).date()
-    if not text:
-        return today
     try:
-        return max(today, date.fromisoformat(text))
+        asked = date.fromisoformat(text or "")
     except ValueError:
         return today
+    return min(max(today, asked), today + timedelta(days=MAX_AHEAD_DAYS - WEEK))
 
 
 def _tz(text: str | None) -> str:
@@ -92,11 +94,14 @@ async def book_page(
         if user is None:
             raise NotFound()
         moving = await booking_of_client(client_id=user.id, booking_id=move)
-        channel, duration = moving.channel, moving.duration
-    chosen = next(
-        (c for c in choices if (c[0], c[1]) == (channel, duration)),
-        choices[0] if choices else None,
-    )
+        if moving.expert != expert.id:
+            raise NotFound(N_("This booking does not exist."))
+        chosen: tuple[str, int, int] | None = (moving.channel, moving.duration, moving.credits)
+    else:
+        chosen = next(
+            (c for c in choices if (c[0], c[1]) == (channel, duration)),
+            choices[0] if choices else None,
+        )
     if chosen is None:
         raise NotFound(N_("This expert offers no calls or video calls."))
     first = _day(day, tz)
@@ -107,6 +112,7 @@ async def book_page(
         first=first,
         last=first + timedelta(days=WEEK - 1),
         tz=tz,
+        moving=moving,
     )
     zone = ZoneInfo(tz)
     days: dict[date, list[datetime]] = {first + timedelta(days=n): [] for n in range(WEEK)}
@@ -196,6 +202,9 @@ async def _confirm_context(
         "expert_tz": availability.timezone,
         "call_mode": availability.call_mode,
         "free_until": start - timedelta(hours=rules.cancel_free_hours),
+        "late_cost": credits * rules.cancel_late_forfeit_percent // 100,
+        "free_hours": rules.cancel_free_hours,
+        "now": datetime.now(UTC),
         "late_percent": rules.cancel_late_forfeit_percent,
         "no_show_percent": rules.no_show_client_percent,
         "available": available,
@@ -207,11 +216,13 @@ async def _confirm_context(
 def _start(text: str | None) -> datetime:
     try:
         moment = datetime.fromisoformat(text or "")
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise ValidationFailed({"start": N_("This slot is not valid; choose one from the list.")})
-    return moment.astimezone(UTC)
+        if moment.tzinfo is None:
+            raise ValueError("no offset")
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValidationFailed(
+            {"start": N_("This slot is not valid; choose one from the list.")}
+        ) from None
 
 
 @get(
@@ -257,7 +268,7 @@ async def book_submit(request: Request[Any, Any, Any], slug: Slug, data: Form) -
                 duration=duration,
                 start=start,
                 charter_version=version,
-                key=form["key"] or "-",
+                key=form["key"],
                 timezone=tz,
                 phone=form["phone"],
             ),
@@ -290,8 +301,6 @@ async def _booking_context(booking: Booking) -> dict[str, Any]:
         "booking": booking,
         "expert": expert,
         "expert_tz": availability.timezone,
-        "expert_phone": availability.phone,
-        "call_mode": availability.call_mode,
         "free_until": terms.free_until,
         "cost_now": cancellation_cost(terms, now=now, by_expert=False),
         "active": booking.status == BookingStatus.booked.value,
@@ -327,14 +336,16 @@ async def booking_cancel_page(
     assert user is not None
     booking = await booking_of_client(client_id=user.id, booking_id=booking_id)
     stated = field(data, "cost", 10)
-    cost = cancellation_cost(terms_of(booking), now=datetime.now(UTC), by_expert=False)
-    if stated != str(cost):
-        context = await _booking_context(booking)
-        context["notice"] = _(
-            "The cost of cancelling has changed since the page was shown: please confirm again."
+    try:
+        await booking_cancel(
+            booking=booking,
+            by_expert=False,
+            expected_cost=int(stated) if stated.isdigit() else -1,
         )
+    except CostChanged as exc:
+        context = await _booking_context(booking)
+        context["notice"] = _(exc.message)
         return render(request, "pages/booking/booking.html", status_code=409, **context)
-    await booking_cancel(booking=booking, by_expert=False)
     return see_other(request.app.route_reverse("booking_page", booking_id=booking.id))
 
 
@@ -351,8 +362,14 @@ async def booking_move_confirm(
     assert user is not None
     booking = await booking_of_client(client_id=user.id, booking_id=booking_id)
     context = await _booking_context(booking)
+    new_start = _start(start)
     return render(
-        request, "pages/booking/move.html", new_start=_start(start), problem=None, **context
+        request,
+        "pages/booking/move.html",
+        new_start=new_start,
+        new_free_until=new_start - timedelta(hours=booking.cancel_free_hours),
+        problem=None,
+        **context,
     )
 
 
@@ -378,6 +395,7 @@ async def booking_move_submit(
             "pages/booking/move.html",
             status_code=domain_status(exc),
             new_start=new_start,
+            new_free_until=new_start - timedelta(hours=booking.cancel_free_hours),
             problem=_(exc.message),
             **context,
         )

@@ -7,17 +7,32 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.params import FromPath
 
-from portal.accounts.tables import Expert
-from portal.booking.availability import availability_of
+from portal.accounts.tables import Expert, User
 from portal.booking.invites import client_invite, expert_feed
 from portal.booking.services import booking_of_client
-from portal.booking.tables import Availability
+from portal.booking.tables import Availability, Booking, BookingStatus
 from portal.errors import NotFound
 from portal.params import PathId
+from portal.settings import Settings
 from portal.web.auth import current_user, login_required
 from portal.web.deps import SettingsDep
 
 ICS = "text/calendar; charset=utf-8"
+
+
+async def invite_response(
+    request: Request[Any, Any, Any], settings: Settings, user: User, booking: Booking
+) -> Response[bytes]:
+    """The client's invite for one of their bookings, as a calendar file."""
+    expert = await Expert.objects().get(Expert.id == booking.expert)
+    page = request.app.route_reverse("booking_page", booking_id=booking.id)
+    body = client_invite(booking, expert, user, base_url=settings.base_url, page=page)
+    method = "CANCEL" if booking.status == BookingStatus.cancelled.value else "REQUEST"
+    return Response(
+        body,
+        media_type=f"{ICS}; method={method}",
+        headers={"Content-Disposition": f'attachment; filename="booking-{booking.id}.ics"'},
+    )
 
 
 @get(
@@ -32,22 +47,7 @@ async def booking_invite(
     user = current_user(request)
     assert user is not None
     booking = await booking_of_client(client_id=user.id, booking_id=booking_id)
-    expert = await Expert.objects().get(Expert.id == booking.expert)
-    page = request.app.route_reverse("booking_page", booking_id=booking.id)
-    body = client_invite(
-        booking,
-        expert,
-        user,
-        await availability_of(expert),
-        base_url=settings.base_url,
-        page=page,
-    )
-    method = "CANCEL" if booking.status == "cancelled" else "REQUEST"
-    return Response(
-        body,
-        media_type=f"{ICS}; method={method}",
-        headers={"Content-Disposition": f'attachment; filename="booking-{booking.id}.ics"'},
-    )
+    return await invite_response(request, settings, user, booking)
 
 
 @get("/calendar/{filename:str}", name="expert_feed", include_in_schema=False)

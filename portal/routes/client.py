@@ -12,6 +12,7 @@ from litestar.params import FromQuery
 
 from portal import i18n
 from portal.booking.services import bookings_of_client
+from portal.booking.tables import Booking
 from portal.credits.presentation import change, what
 from portal.credits.services import entries_of, wallet_of, wallets_of
 from portal.credits.statements import Month, months_with_entries, statement_of
@@ -104,7 +105,9 @@ async def client_statement(
     tz = i18n.current_timezone()
     wallet = await wallet_of(client_id=user.id, expert_slug=slug)
     shown = Month.parse(month) if month else Month.of(datetime.now(UTC), tz)
-    statement = await statement_of(wallet_id=wallet.wallet_id, month=shown, tz=tz)
+    statement = await statement_of(
+        wallet_id=wallet.wallet_id, month=shown, tz=tz, sources={"booking": Booking}
+    )
     for row in statement.exchanges + statement.movements:
         row["what"] = what(row["kind"], row["reference"], row["memo"])
         row["change"] = change(row["kind"], row["amount"], row["held_change"])

@@ -42,6 +42,7 @@ from portal.web.deps import RedisDep
 from portal.web.render import render
 
 PREVIEW_DAYS = 7
+SCHEDULE_YEARS = 5  # how far back or ahead the schedule can be browsed
 
 
 async def _week_preview(
@@ -227,6 +228,8 @@ async def schedule_page(
     try:
         first = date.fromisoformat(day) if day else today
     except ValueError:
+        first = today
+    if abs((first - today).days) > SCHEDULE_YEARS * 366:
         first = today
     if view != "day":
         view = "week"

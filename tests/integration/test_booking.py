@@ -19,6 +19,7 @@ from portal.booking.availability import (
     override_set,
 )
 from portal.booking.services import (
+    CostChanged,
     SlotChoice,
     SlotTaken,
     booking_cancel,
@@ -30,11 +31,12 @@ from portal.booking.services import (
 )
 from portal.booking.tables import Availability, Booking, BookingStatus
 from portal.charter.rules import WEEKDAYS, Rules
+from portal.charter.services import charter_publish, draft_save
 from portal.credits import ledger
 from portal.credits.ledger import InsufficientCredits
 from portal.credits.services import verify_all
 from portal.errors import Conflict, ValidationFailed
-from tests.support import PASSWORD, give_credits, make_published_expert, make_user
+from tests.support import PASSWORD, give_credits, login, make_published_expert, make_user
 
 PARIS = "Europe/Paris"
 ZONE = ZoneInfo(PARIS)
@@ -422,3 +424,146 @@ async def test_concurrent_first_looks_at_availability_make_one() -> None:
     expert = await _expert()
     made = await asyncio.gather(*(availability_of(expert) for _ in range(8)))
     assert len({a.id for a in made}) == 1 and await Availability.count() == 1
+
+
+async def test_a_key_used_for_another_slot_is_refused() -> None:
+    expert = await _expert()
+    client = await _client(expert)
+    start = datetime.combine(_next_monday(), datetime.min.time(), ZONE).replace(hour=9)
+    await booking_create(client=client, expert=expert, asked=_choice(start))
+    with pytest.raises(Conflict) as reused:
+        await booking_create(
+            client=client, expert=expert, asked=_choice(start + timedelta(hours=1))
+        )
+    assert reused.value.code == "key_reused" and await Booking.count() == 1
+
+
+async def test_a_cancellation_never_costs_more_than_was_shown() -> None:
+    expert = await _expert(cancel_free_hours=24, cancel_late_forfeit_percent=100)
+    await _always_open(expert)
+    client = await _client(expert)
+    booking = await booking_create(client=client, expert=expert, asked=_choice(_soon(13)))
+    with pytest.raises(CostChanged) as changed:  # the page said free; it is not (any more)
+        await booking_cancel(booking=booking, by_expert=False, expected_cost=0)
+    assert changed.value.cost == 2
+    assert (await Booking.objects().get(Booking.id == booking.id)).status == "booked"
+    await booking_cancel(booking=booking, by_expert=False, expected_cost=2)
+    assert await _balance(client, expert) == (18, 0)
+
+
+async def test_slots_across_midnight_are_checked_like_they_are_listed() -> None:
+    expert = await _expert(daily_cap=0)
+    await _always_open(expert)
+    client = await _client(expert)
+    monday = _next_monday()
+    late = datetime.combine(monday, datetime.min.time(), ZONE).replace(hour=23, minute=45)
+    free = await free_slots(
+        expert, channel="call", duration=30, first=monday, last=monday, tz=PARIS
+    )
+    assert late in free.starts  # 23:45-00:15 runs into Tuesday
+    await booking_create(client=client, expert=expert, asked=_choice(late))
+    # The next day's first quarter is within the buffer of that booking: not listed, not
+    # bookable (on either database).
+    tuesday = late + timedelta(minutes=30)
+    with pytest.raises(SlotTaken):
+        await booking_create(
+            client=client, expert=expert, asked=_choice(tuesday, key="k2", duration=15)
+        )
+
+
+async def test_a_lower_buffer_keeps_older_bookings_buffers() -> None:
+    expert = await _expert(buffer_minutes=10)
+    client = await _client(expert)
+    start = datetime.combine(_next_monday(), datetime.min.time(), ZONE).replace(hour=9)
+    await booking_create(client=client, expert=expert, asked=_choice(start))
+    await draft_save(expert=expert, rules=Rules(buffer_minutes=0))
+    await charter_publish(expert=expert)
+    day = start.date()
+    free = await free_slots(expert, channel="call", duration=15, first=day, last=day, tz=PARIS)
+    after = start + timedelta(minutes=30)
+    assert after not in free.starts  # back to back: within the booking's own 10 minutes
+    assert after + timedelta(minutes=15) in free.starts
+    with pytest.raises(SlotTaken):
+        await booking_create(
+            client=client,
+            expert=expert,
+            asked=_choice(after, key="k2", duration=15, charter_version=2),
+        )
+    moved_on = after + timedelta(minutes=15)
+    booked = await booking_create(
+        client=client,
+        expert=expert,
+        asked=_choice(moved_on, key="k3", duration=15, charter_version=2),
+    )
+    assert booked.starts_at == moved_on
+
+
+async def test_a_booking_ended_meanwhile_is_not_moved() -> None:
+    expert = await _expert()
+    client = await _client(expert)
+    start = datetime.combine(_next_monday(), datetime.min.time(), ZONE).replace(hour=9)
+    booking = await booking_create(client=client, expert=expert, asked=_choice(start))
+    await booking_cancel(booking=booking, by_expert=True)
+    with pytest.raises(Conflict) as ended:
+        await booking_move(booking=booking, start=start + timedelta(hours=2))  # a stale copy
+    assert ended.value.code == "booking_ended"
+    assert (await Booking.objects().get(Booking.id == booking.id)).starts_at == start
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/experts/alice-expert/slots?start=0001-01-01&end=0001-01-02&duration=30",
+        "/api/v1/experts/alice-expert/slots?start=9999-12-30&end=9999-12-31&duration=30",
+        "/e/alice-expert/book/confirm?channel=call&duration=30&start=0001-01-01T00:00:00%2B01:00",
+        "/e/alice-expert/book/confirm?channel=call&duration=30&start=9999-12-31T23:00:00-05:00",
+    ],
+)
+async def test_dates_out_of_range_are_refused_not_errors(client: AsyncClient, path: str) -> None:
+    await _client(await _expert(), credits=0)
+    await login(client, "c@example.org")
+    assert (await client.get(path)).status_code == 422
+    for page in ("/e/alice-expert/book?day=9999-12-31", "/e/alice-expert/book?day=0001-01-01"):
+        assert (await client.get(page)).status_code == 200
+
+
+async def test_the_api_gives_the_invite_and_the_experts_availability(client: AsyncClient) -> None:
+    expert = await _expert()
+    await _client(expert)
+    start = datetime.combine(_next_monday(), datetime.min.time(), ZONE).replace(hour=9)
+    headers = await _token(client, "c@example.org")
+    created = await client.post(
+        "/api/v1/experts/alice-expert/bookings",
+        json={
+            "start": start.isoformat(),
+            "duration": 30,
+            "channel": "call",
+            "charter_version": 1,
+            "phone": "0612345678",
+        },
+        headers=headers,
+    )
+    invite = await client.get(created.json()["invite"], headers=headers)
+    assert invite.status_code == 200 and b"BEGIN:VEVENT" in invite.content
+
+    expert_headers = await _token(client, "expert@example.org")
+    got = (await client.get("/api/v1/expert/availability", headers=expert_headers)).json()
+    assert got["timezone"] == PARIS and got["weekly"]["mon"] == ["09:00-12:30", "14:00-18:00"]
+    bad = await client.put(
+        "/api/v1/expert/availability",
+        json={**got, "weekly": {"mon": ["18:00-09:00"]}, "meeting_url": "ftp://x"},
+        headers=expert_headers,
+    )
+    assert bad.status_code == 422 and set(bad.json()["errors"]) == {"weekly.mon", "meeting_url"}
+    put = await client.put(
+        "/api/v1/expert/availability",
+        json={**got, "weekly": {"tue": ["10:00-11:00"]}, "timezone": "America/New_York"},
+        headers=expert_headers,
+    )
+    assert put.status_code == 200 and put.json()["weekly"] == {"tue": ["10:00-11:00"]}
+    assert (await client.get("/api/v1/expert/availability", headers=headers)).status_code == 403
+    schema = (await client.get("/schema/openapi.json")).json()
+    assert (
+        "security" not in schema["paths"]["/api/v1/experts/{slug}/slots"]["get"]
+        or schema["paths"]["/api/v1/experts/{slug}/slots"]["get"]["security"] == []
+    )

@@ -79,6 +79,18 @@ async def test_book_from_the_picker_then_cancel(client: AsyncClient) -> None:
         event["UID"].startswith(f"booking-{booking.uid}@") and "c@example.org" not in event["UID"]
     )
 
+    await make_published_expert("bob@example.org", "bob-expert")
+    assert (await client.get(f"/e/bob-expert/book?move={booking.id}")).status_code == 404
+    moving = await client.get(f"/e/alice-expert/book?move={booking.id}")
+    assert moving.status_code == 200 and "Déplacer votre rendez-vous" in moving.text
+    # The page showed a cost of 1; it is 0 (free): nothing happens, the page says why.
+    stale = await post_form(
+        client,
+        f"/me/bookings/{booking.id}/cancel",
+        {"cost": "1"},
+        from_page=f"/me/bookings/{booking.id}",
+    )
+    assert stale.status_code == 409 and "a changé" in stale.text
     me = (await client.get("/me")).text
     assert "Mes réservations" in me and f"/me/bookings/{booking.id}" in me
     cancelled = await post_form(
