@@ -24,6 +24,7 @@ from litestar.template.config import TemplateConfig
 
 from portal import db, i18n
 from portal.booking.presentation import BOOKING_STATUS
+from portal.questions.presentation import QUESTION_STATUS
 from portal.redis import EmbeddedRedis, connect
 from portal.routes import ROUTES
 from portal.settings import Settings, get_settings
@@ -72,6 +73,7 @@ def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
         timezone_choices=i18n.timezone_choices,
         weekday_name=i18n.weekday_name,
         booking_status=BOOKING_STATUS,
+        question_status=QUESTION_STATUS,
         current_user=current_user,
         htmx_file=HTMX_FILE,
         uuid=lambda: uuid.uuid4().hex,  # a key per form: posting it twice applies once

@@ -27,6 +27,7 @@ APPS = [
     "portal.charter.piccolo_app",
     "portal.credits.piccolo_app",
     "portal.booking.piccolo_app",
+    "portal.questions.piccolo_app",
 ]
 
 SQLITE_BUSY_TIMEOUT_S = 15

@@ -20,6 +20,7 @@ from portal.booking.tables import ExternalCalendar
 from portal.credits.reconcile import purchases_reconcile
 from portal.credits.services import lots_expire
 from portal.ops import record_heartbeat
+from portal.questions.services import questions_settle_due, settle
 from portal.settings import get_settings
 
 log = logging.getLogger("portal.worker")
@@ -82,6 +83,19 @@ async def sync_calendar(ctx: dict[str, Any], calendar_id: int) -> bool:
         return await calendar_sync(calendar, client=client, now=datetime.now(UTC))
 
 
+async def settle_question(ctx: dict[str, Any], question_id: int) -> bool:
+    """Capture or release the credits of a question just answered."""
+    return await settle(question_id=question_id) is not None
+
+
+async def settle_questions(ctx: dict[str, Any]) -> int:
+    """Answered questions not settled yet (a lost job), and open ones past their limit."""
+    settled = await questions_settle_due()
+    if settled:
+        log.info("questions settled or expired: %s", settled)
+    return settled
+
+
 class WorkerSettings:
     functions: list[Any] = [
         reconcile_purchases,
@@ -89,9 +103,12 @@ class WorkerSettings:
         confirm_bookings,
         sync_calendars,
         sync_calendar,
+        settle_question,
+        settle_questions,
     ]
     cron_jobs = [
         cron(confirm_bookings, second=10, run_at_startup=True),
+        cron(settle_questions, second=40, run_at_startup=True),
         cron(sync_calendars, minute=set(range(0, 60, 5)), second=30, run_at_startup=True),
         cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=True, unique=False),
         cron(reconcile_purchases, minute=set(range(0, 60, 5)), second=20, run_at_startup=True),

@@ -27,13 +27,13 @@ from portal.booking.tables import Availability, Booking, BookingStatus, CallMode
 from portal.charter.rules import CHANNELS, Rules
 from portal.charter.services import Published, version_current
 from portal.credits import ledger
-from portal.credits.tables import Hold
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, NotFound, ValidationFailed
 from portal.i18n import timezones
 
 CONFIRM_GRACE = timedelta(minutes=30)  # after the end, before the credits are captured
 MAX_RANGE_DAYS = 62
+MAX_KEY = 100  # an idempotency key, as the client sends it
 MAX_AHEAD_DAYS = 367  # the longest horizon a charter allows, and a day
 VIDEO_ROOMS = "https://meet.jit.si/"
 
@@ -280,7 +280,7 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
     """Book and hold the credits, all or nothing. Raises SlotTaken (409),
     InsufficientCredits (402), ValidationFailed (422) or Conflict `charter_changed`."""
     now = _now()
-    if not asked.key:
+    if not asked.key or len(asked.key) > MAX_KEY:
         raise ValidationFailed({"key": N_("This form has expired: please choose the slot again.")})
     key = f"{client.id}:{asked.key}"[:120]
     if (done := await _same_request(key, expert, asked)) is not None:
@@ -442,18 +442,7 @@ async def _settle(
         amount = cost_of(booking)
         if expected is not None and amount != expected:
             raise CostChanged(amount)
-        hold = await Hold.objects().get(Hold.id == booking.hold)
-        if amount > 0:
-            await ledger.capture(
-                wallet_id=hold.wallet,
-                hold_id=hold.id,
-                amount=amount,
-                key=f"capture:booking:{booking.id}",
-            )
-        else:
-            await ledger.release(
-                wallet_id=hold.wallet, hold_id=hold.id, key=f"release:booking:{booking.id}"
-            )
+        await ledger.finish(hold_id=booking.hold, amount=amount, reference=f"booking:{booking.id}")
         now = _now()
         await Booking.update(
             {

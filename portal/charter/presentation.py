@@ -12,6 +12,8 @@ LABELS = {
     "answer_price": N_("Price of an expertise answer"),
     "included_messages": N_("Questions included with a call"),
     "included_window_days": N_("Days to use them"),
+    "reply_working_hours": N_("Reply time for a question (working hours)"),
+    "question_expiry_days": N_("Unanswered questions released after (days)"),
     "urgent_enabled": N_("Urgent questions"),
     "urgent_deadline_minutes": N_("Urgent reply deadline (working minutes)"),
     "urgent_premium": N_("Urgency premium (credits)"),

@@ -53,6 +53,10 @@ class Rules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     answer_price: int = 1
     included_messages: int = 2
     included_window_days: int = 7
+    # A normal question is answered within this much working time; one left unanswered
+    # this many days is released (the client pays nothing) and closed.
+    reply_working_hours: int = 16
+    question_expiry_days: int = 7
     # Urgency: a reply within `urgent_deadline_minutes` working minutes, for a premium.
     urgent_enabled: bool = True
     urgent_deadline_minutes: int = 60
@@ -196,11 +200,29 @@ def validate(rules: Rules) -> dict[str, str]:
         90,
         N_("Between 1 and 90 days."),
     )
+    _check_range(
+        errors,
+        "reply_working_hours",
+        rules.reply_working_hours,
+        1,
+        200,
+        N_("Between 1 and 200 hours."),
+    )
+    _check_range(
+        errors,
+        "question_expiry_days",
+        rules.question_expiry_days,
+        1,
+        60,
+        N_("Between 1 and 60 days."),
+    )
     if not _valid_timezone(rules.timezone):
         errors["timezone"] = N_("Choose a time zone from the list.")
     _check_hours(rules, errors)
-    # Checked even when urgency is off: the values are kept for when it is turned on.
     week = rules.weekly_working_minutes()
+    if week and "reply_working_hours" not in errors and rules.reply_working_hours * 60 > 4 * week:
+        errors["reply_working_hours"] = N_("At most four weeks of your working hours.")
+    # Checked even when urgency is off: the values are kept for when it is turned on.
     if rules.urgent_deadline_minutes < 15:
         errors["urgent_deadline_minutes"] = N_("At least 15 working minutes.")
     elif week and rules.urgent_deadline_minutes > week:
@@ -256,6 +278,8 @@ INT_FIELDS = (
     "answer_price",
     "included_messages",
     "included_window_days",
+    "reply_working_hours",
+    "question_expiry_days",
     "urgent_deadline_minutes",
     "urgent_premium",
     "cancel_free_hours",

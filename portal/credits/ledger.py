@@ -292,6 +292,17 @@ async def release(*, wallet_id: int, hold_id: int, key: str | None = None) -> Ho
         return await Hold.objects().get(Hold.id == held.id)
 
 
+async def finish(*, hold_id: int, amount: int, reference: str) -> Hold:
+    """End a hold with what the exchange costs: `amount` captured (the rest released), or
+    all of it released when the exchange costs nothing. Keys follow `reference`."""
+    held = await Hold.objects().get(Hold.id == hold_id)
+    if amount > 0:
+        return await capture(
+            wallet_id=held.wallet, hold_id=held.id, amount=amount, key=f"capture:{reference}"
+        )
+    return await release(wallet_id=held.wallet, hold_id=held.id, key=f"release:{reference}")
+
+
 async def debit(*, wallet_id: int, credits: int, reference: str, key: str, memo: str = "") -> Entry:
     """Take credits without a hold (a negative adjustment), oldest-expiring lots first."""
     _positive(credits, "credits")

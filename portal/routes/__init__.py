@@ -11,6 +11,7 @@ from portal.routes import (
     ops,
     public,
     purchases,
+    questions,
     webhooks,
 )
 
@@ -27,4 +28,5 @@ ROUTES = [
     *purchases.ROUTES,
     *booking.ROUTES,
     *calendar.ROUTES,
+    *questions.CLIENT_ROUTES,
 ]

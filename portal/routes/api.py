@@ -19,7 +19,7 @@ from portal.accounts.services import (
 )
 from portal.accounts.tables import User
 from portal.i18n import gettext as _
-from portal.routes import api_booking, api_charter, api_credits
+from portal.routes import api_booking, api_charter, api_credits, api_questions
 from portal.routes.api_charter import ErrorOut
 from portal.routes.forms import client_ip
 from portal.web.auth import current_user, login_required
@@ -136,6 +136,7 @@ router = Router(
         *api_charter.HANDLERS,
         *api_credits.HANDLERS,
         *api_booking.HANDLERS,
+        *api_questions.HANDLERS,
     ],
     security=[{"BearerToken": []}],
 )

@@ -32,7 +32,8 @@ from portal.credits.services import clients_of, purchases_sold, sales_total, wal
 from portal.errors import N_, Conflict, ValidationFailed
 from portal.i18n import gettext as _
 from portal.params import PathId
-from portal.routes import expert_booking
+from portal.questions.tables import Question, QuestionStatus
+from portal.routes import expert_booking, questions
 from portal.routes.charter import money_table
 from portal.routes.forms import Form, field, see_other, translated
 from portal.web.auth import current_expert, expert_required
@@ -46,15 +47,21 @@ def _form_strings(data: dict[str, Any]) -> dict[str, str]:
 async def _dashboard(
     request: Request[Any, Any, Any], expert: Expert, errors: dict[str, str], status_code: int = 200
 ) -> Response[Any]:
+    current = await version_current(expert=expert)
     return render(
         request,
         "pages/expert/dashboard.html",
         status_code=status_code,
         expert=expert,
-        current=await version_current(expert=expert),
+        current=current,
         packs=await packs_for(expert=expert),
         upcoming=await expert_booking.upcoming_of(expert),
+        waiting=await Question.objects()
+        .where((Question.expert == expert.id) & (Question.status == QuestionStatus.open.value))
+        .order_by(Question.due_at),
         expert_tz=(await availability_of(expert)).timezone,
+        # Reply deadlines run on the charter's clock, in its zone.
+        questions_tz=current.rules.timezone if current else "UTC",
         errors=translated(errors),
     )
 
@@ -327,6 +334,7 @@ router = Router(
         clients_page,
         clients_adjust,
         *expert_booking.HANDLERS,
+        *questions.EXPERT_HANDLERS,
     ],
     guards=[expert_required],
     include_in_schema=False,

@@ -50,6 +50,8 @@ def valid_rules(draw: st.DrawFn) -> Rules:
         answer_price=draw(st.integers(1, r.MAX_PRICE)),
         included_messages=draw(st.integers(0, 50)),
         included_window_days=draw(st.integers(1, 90)),
+        reply_working_hours=draw(st.integers(1, max(1, min(200, 4 * week // 60)))),
+        question_expiry_days=draw(st.integers(1, 60)),
         urgent_enabled=draw(st.booleans()),
         urgent_deadline_minutes=draw(st.integers(15, max(15, week))),
         urgent_premium=draw(st.integers(1, r.MAX_PRICE)),
@@ -195,6 +197,8 @@ def test_rules_that_could_never_be_booked_are_refused() -> None:
     assert r.validate(short) == {
         "call_45": "No working period is long enough for this duration.",
         "video_45": "No working period is long enough for this duration.",
+        # 16 hours to answer, with 30 minutes of work a week: more than four weeks.
+        "reply_working_hours": "At most four weeks of your working hours.",
     }
     for zone in ("localtime", "Factory", "US/Eastern"):
         assert "timezone" in r.validate(Rules(timezone=zone))

@@ -1,0 +1,1 @@
+"""Written questions: asking, answering, billing."""
