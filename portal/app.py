@@ -7,9 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
@@ -22,13 +20,12 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from portal import db, i18n
-from portal.booking.presentation import BOOKING_STATUS
-from portal.questions.presentation import QUESTION_STATUS
+from portal import db
 from portal.redis import EmbeddedRedis, connect
 from portal.routes import ROUTES
 from portal.settings import Settings, get_settings
-from portal.web import STATIC_DIR, TEMPLATES_DIR
+from portal.templating import environment
+from portal.web import STATIC_DIR
 from portal.web.auth import AuthMiddleware, current_user
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.hosts import AllowedHostsMiddleware, allowed_hosts
@@ -46,34 +43,8 @@ NO_SESSION_PATHS = ("^/healthz$", "^/static/", "^/favicon.ico$")
 
 
 def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
-        autoescape=select_autoescape(default=True),
-        extensions=["jinja2.ext.i18n"],
-        undefined=StrictUndefined,
-        auto_reload=settings.debug,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
-    env.filters.update(
-        datetime=i18n.format_datetime,
-        date=i18n.format_date,
-        money=i18n.format_money,
-        number=i18n.format_number,
-        minutes=i18n.format_minutes,
-        month=lambda m: i18n.format_month(m.year, m.month),
-        datetime_in=i18n.format_datetime_in,
-        time_in=i18n.format_time_in,
-        date_in=lambda value, tz: value.astimezone(ZoneInfo(tz)).date().isoformat(),
-    )
+    env = environment(auto_reload=settings.debug)
     env.globals.update(
-        current_locale=i18n.current_locale,
-        current_timezone=i18n.current_timezone,
-        timezone_choices=i18n.timezone_choices,
-        weekday_name=i18n.weekday_name,
-        booking_status=BOOKING_STATUS,
-        question_status=QUESTION_STATUS,
         current_user=current_user,
         htmx_file=HTMX_FILE,
         uuid=lambda: uuid.uuid4().hex,  # a key per form: posting it twice applies once

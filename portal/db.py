@@ -28,6 +28,7 @@ APPS = [
     "portal.credits.piccolo_app",
     "portal.booking.piccolo_app",
     "portal.questions.piccolo_app",
+    "portal.notify.piccolo_app",
 ]
 
 SQLITE_BUSY_TIMEOUT_S = 15

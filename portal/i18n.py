@@ -8,6 +8,8 @@ French is the default language; message ids are English.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -47,6 +49,21 @@ def translations(locale: str) -> Translations:
 def activate(locale: str, timezone: str = DEFAULT_TIMEZONE) -> None:
     _locale.set(locale if locale in LOCALES else DEFAULT_LOCALE)
     _timezone.set(timezone)
+
+
+@contextmanager
+def speaking(locale: str, timezone: str = DEFAULT_TIMEZONE) -> Iterator[None]:
+    """Everything inside is said in `locale` and shown in `timezone` (an email to someone
+    else than the person the request is for), then the previous ones come back."""
+    tokens = (
+        _locale.set(locale if locale in LOCALES else DEFAULT_LOCALE),
+        _timezone.set(timezone),
+    )
+    try:
+        yield
+    finally:
+        _locale.reset(tokens[0])
+        _timezone.reset(tokens[1])
 
 
 def current_locale() -> str:

@@ -26,6 +26,29 @@ async def record_heartbeat(redis: Redis) -> None:
     await redis.set(HEARTBEAT_KEY, json.dumps(beat), ex=24 * 3600)
 
 
+SWEEP_KEY = "portal:worker:sweep"
+
+
+async def record_sweep(redis: Redis) -> None:
+    """The last time a worker went through what was due (bookings to confirm...)."""
+    await redis.set(SWEEP_KEY, datetime.now(UTC).isoformat(), ex=7 * 24 * 3600)
+
+
+async def worker_state(redis: Redis) -> dict[str, Any]:
+    """What the expert dashboard shows of the workers: last heartbeat and sweep, queue."""
+    beat, sweep = await redis.get(HEARTBEAT_KEY), await redis.get(SWEEP_KEY)
+    last = datetime.fromisoformat(json.loads(beat)["at"]) if beat else None
+    age = (datetime.now(UTC) - last).total_seconds() if last else None
+    return {
+        "last_heartbeat": last,
+        "ok": age is not None and age <= HEARTBEAT_STALE_S,
+        "last_sweep": datetime.fromisoformat(sweep.decode() if isinstance(sweep, bytes) else sweep)
+        if sweep
+        else None,
+        "queued_jobs": await redis.zcard(QUEUE_KEY),
+    }
+
+
 async def _check(coro: Any) -> tuple[bool, str | None]:
     try:
         await asyncio.wait_for(coro, CHECK_TIMEOUT_S)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from arq import cron
@@ -19,7 +20,8 @@ from portal.booking.sync import calendar_sync, calendars_sync
 from portal.booking.tables import ExternalCalendar
 from portal.credits.reconcile import purchases_reconcile
 from portal.credits.services import lots_expire
-from portal.ops import record_heartbeat
+from portal.notify.services import Outbox, notifications_send_due
+from portal.ops import record_heartbeat, record_sweep
 from portal.questions.services import questions_settle_due, settle
 from portal.settings import get_settings
 
@@ -63,6 +65,7 @@ async def expire_lots(ctx: dict[str, Any]) -> int:
 async def confirm_bookings(ctx: dict[str, Any]) -> int:
     """Capture the credits of bookings that took place (30 minutes after their end)."""
     confirmed = await bookings_confirm_due()
+    await record_sweep(ctx["redis"])
     if confirmed:
         log.info("bookings confirmed: %s", confirmed)
     return confirmed
@@ -96,6 +99,16 @@ async def settle_questions(ctx: dict[str, Any]) -> int:
     return settled
 
 
+async def send_notifications(ctx: dict[str, Any]) -> int:
+    """Send the emails due (new ones, and failed ones whose time to retry has come)."""
+    settings = ctx["settings"]
+    host = urlsplit(settings.base_url).hostname or "localhost"
+    outbox = Outbox(
+        smtp_url=settings.smtp_url, folder=settings.var_dir / "outbox", sender=f"noreply@{host}"
+    )
+    return await notifications_send_due(outbox)
+
+
 class WorkerSettings:
     functions: list[Any] = [
         reconcile_purchases,
@@ -105,10 +118,12 @@ class WorkerSettings:
         sync_calendar,
         settle_question,
         settle_questions,
+        send_notifications,
     ]
     cron_jobs = [
         cron(confirm_bookings, second=10, run_at_startup=True),
         cron(settle_questions, second=40, run_at_startup=True),
+        cron(send_notifications, second={5, 20, 35, 50}, run_at_startup=True),
         cron(sync_calendars, minute=set(range(0, 60, 5)), second=30, run_at_startup=True),
         cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=True, unique=False),
         cron(reconcile_purchases, minute=set(range(0, 60, 5)), second=20, run_at_startup=True),

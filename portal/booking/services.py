@@ -30,6 +30,7 @@ from portal.credits import ledger
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, NotFound, ValidationFailed
 from portal.i18n import timezones
+from portal.notify.messages import booking_changed
 
 CONFIRM_GRACE = timedelta(minutes=30)  # after the end, before the credits are captured
 MAX_RANGE_DAYS = 62
@@ -342,6 +343,7 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
             )
             await Booking.update({Booking.hold: held.id}).where(Booking.id == booking.id)
             booking.hold = held.id
+            await booking_changed(booking, "booked")
             return booking
     except (ExclusionViolationError, DeadlockDetectedError) as exc:
         raise SlotTaken() from exc
@@ -452,7 +454,10 @@ async def _settle(
                 **{getattr(Booking, name): value for name, value in values.items()},
             }
         ).where(Booking.id == booking.id)
-        return await Booking.objects().get(Booking.id == booking.id)
+        ended = await Booking.objects().get(Booking.id == booking.id)
+        if status == BookingStatus.cancelled:
+            await booking_changed(ended, "cancelled")
+        return ended
 
 
 async def booking_cancel(
@@ -534,9 +539,11 @@ async def booking_move(
                     Booking.sequence: Booking.sequence + 1,
                 }
             ).where((Booking.id == booking.id) & (Booking.status == BookingStatus.booked.value))
+            moved = await Booking.objects().get(Booking.id == booking.id)
+            await booking_changed(moved, "moved")
     except (ExclusionViolationError, DeadlockDetectedError) as exc:
         raise SlotTaken() from exc
-    return await Booking.objects().get(Booking.id == booking.id)
+    return moved
 
 
 async def bookings_confirm_due(*, now: datetime | None = None, limit: int = 500) -> int:

@@ -23,6 +23,7 @@ from portal.credits.services import add_months
 from portal.credits.tables import Lot, Purchase, PurchaseStatus, StripeEvent
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, DomainError, NotFound
+from portal.notify.messages import purchase_receipt
 
 SIGNATURE_TOLERANCE_S = 300
 OPEN = (PurchaseStatus.pending.value, PurchaseStatus.processing.value)
@@ -116,7 +117,9 @@ async def purchase_paid(*, purchase: Purchase, payment_intent: str | None = None
     if payment_intent:
         values[Purchase.payment_intent] = payment_intent
     await Purchase.update(values).where(Purchase.id == purchase.id)
-    return await Purchase.objects().get(Purchase.id == purchase.id)
+    paid = await Purchase.objects().get(Purchase.id == purchase.id)
+    await purchase_receipt(paid)  # once: its key names the purchase
+    return paid
 
 
 async def purchase_advance(

@@ -31,6 +31,7 @@ from portal.credits import ledger
 from portal.credits.tables import Wallet
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, NotFound, ValidationFailed
+from portal.notify.messages import question_answered, question_asked
 from portal.questions import clock
 from portal.questions.tables import Question, QuestionStatus
 
@@ -254,6 +255,7 @@ async def ask(
                 )
                 await Question.update({Question.hold: held.id}).where(Question.id == question.id)
                 question.hold = held.id
+            await question_asked(question)
             return question
     except Exception as exc:
         if is_unique_violation(exc):  # the same form twice at once
@@ -313,7 +315,9 @@ async def answer(
                 Question.status: QuestionStatus.answered.value,
             }
         ).where(Question.id == question.id)
-    return await Question.objects().get(Question.id == question_id)
+        answered = await Question.objects().get(Question.id == question_id)
+        await question_answered(answered)
+    return answered
 
 
 def owed(question: Question) -> int:

@@ -6,12 +6,14 @@ import re
 import uuid
 from typing import Any
 
+from arq.connections import ArqRedis
 from litestar import Request, Response, Router, get, post
 from litestar.plugins.flash import flash
 
 from portal.accounts.services import expert_update_profile, user_by_email
 from portal.accounts.tables import Expert
 from portal.booking.availability import availability_of
+from portal.booking.tables import CalendarStatus, ExternalCalendar
 from portal.charter import rules as charter_rules
 from portal.charter.presentation import LABELS, changes
 from portal.charter.services import (
@@ -31,12 +33,15 @@ from portal.credits.presentation import PURCHASE_STATUS
 from portal.credits.services import clients_of, purchases_sold, sales_total, wallet_adjust
 from portal.errors import N_, Conflict, ValidationFailed
 from portal.i18n import gettext as _
+from portal.notify.tables import Notification, NotificationStatus
+from portal.ops import worker_state
 from portal.params import PathId
 from portal.questions.tables import Question, QuestionStatus
 from portal.routes import expert_booking, questions
 from portal.routes.charter import money_table
 from portal.routes.forms import Form, field, see_other, translated
 from portal.web.auth import current_expert, expert_required
+from portal.web.deps import RedisDep
 from portal.web.render import render
 
 
@@ -44,8 +49,27 @@ def _form_strings(data: dict[str, Any]) -> dict[str, str]:
     return {name: field(data, name, charter_rules.MAX_TEXT + 100) for name in data}
 
 
+async def _attention(expert: Expert) -> dict[str, int]:
+    """What needs the expert's attention: their emails that could not be sent, their other
+    calendars that could not be read."""
+    return {
+        "emails": await Notification.count().where(
+            (Notification.user == expert.user)
+            & (Notification.status == NotificationStatus.failed.value)
+        ),
+        "calendars": await ExternalCalendar.count().where(
+            (ExternalCalendar.expert == expert.id)
+            & (ExternalCalendar.status == CalendarStatus.error.value)
+        ),
+    }
+
+
 async def _dashboard(
-    request: Request[Any, Any, Any], expert: Expert, errors: dict[str, str], status_code: int = 200
+    request: Request[Any, Any, Any],
+    expert: Expert,
+    redis: ArqRedis,
+    errors: dict[str, str],
+    status_code: int = 200,
 ) -> Response[Any]:
     current = await version_current(expert=expert)
     return render(
@@ -63,16 +87,20 @@ async def _dashboard(
         # Reply deadlines run on the charter's clock, in its zone.
         questions_tz=current.rules.timezone if current else "UTC",
         errors=translated(errors),
+        worker=await worker_state(redis),
+        attention=await _attention(expert),
     )
 
 
 @get("/", name="expert_dashboard")
-async def dashboard(request: Request[Any, Any, Any]) -> Response[Any]:
-    return await _dashboard(request, await current_expert(request), {})
+async def dashboard(request: Request[Any, Any, Any], redis: RedisDep) -> Response[Any]:
+    return await _dashboard(request, await current_expert(request), redis, {})
 
 
 @post("/profile", name="expert_profile")
-async def profile_save(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+async def profile_save(
+    request: Request[Any, Any, Any], data: Form, redis: RedisDep
+) -> Response[Any]:
     expert = await current_expert(request)
     try:
         await expert_update_profile(
@@ -82,7 +110,7 @@ async def profile_save(request: Request[Any, Any, Any], data: Form) -> Response[
             bio=field(data, "bio", 5000),
         )
     except ValidationFailed as exc:
-        return await _dashboard(request, expert, exc.errors, status_code=422)
+        return await _dashboard(request, expert, redis, exc.errors, status_code=422)
     flash(request, _("Your public profile is saved."), "success")
     return see_other(request.app.route_reverse("expert_dashboard"))
 

@@ -1,0 +1,1 @@
+"""Notifications: emails people get about what happens, sent once and retried."""

@@ -1,0 +1,167 @@
+"""What each email says, composed in the recipient's language and time zone (notify() has
+made them current), and when it is written: in the transaction of what it tells."""
+
+from __future__ import annotations
+
+from portal import i18n
+from portal.accounts.tables import Expert, User
+from portal.booking.invites import client_invite
+from portal.booking.tables import Booking
+from portal.credits.tables import Purchase
+from portal.i18n import gettext as _
+from portal.i18n import ngettext
+from portal.notify.services import Email, notify
+from portal.questions.tables import Question
+from portal.settings import get_settings
+
+
+def _when(booking: Booking) -> str:
+    return i18n.format_datetime_in(booking.starts_at, i18n.current_timezone())
+
+
+def _what(booking: Booking) -> str:
+    kind = _("Call") if booking.channel == "call" else _("Video call")
+    return f"{kind} · {i18n.format_minutes(booking.duration)}"
+
+
+def _url(path: str) -> str:
+    return get_settings().base_url + path
+
+
+async def booking_changed(booking: Booking, change: str) -> None:
+    """Tell the client (with the calendar invite or cancellation) and the expert that a
+    booking was made, moved or cancelled. `change`: booked, moved, cancelled."""
+    expert = await Expert.objects().get(Expert.id == booking.expert)
+    client = await User.objects().get(User.id == booking.client)
+    expert_user = await User.objects().get(User.id == expert.user)
+    page = f"/me/bookings/{booking.id}"
+    invite = client_invite(booking, expert, client, base_url=get_settings().base_url, page=page)
+    method = "CANCEL" if change == "cancelled" else "REQUEST"
+
+    def for_client() -> Email:
+        subjects = {
+            "booked": _("Booking confirmed: %(what)s with %(name)s"),
+            "moved": _("Booking moved: %(what)s with %(name)s"),
+            "cancelled": _("Booking cancelled: %(what)s with %(name)s"),
+        }
+        lines = {
+            "booked": _(
+                "Your booking is confirmed for %(when)s. "
+                "The credits are held until it has taken place."
+            ),
+            "moved": _("Your booking now takes place on %(when)s. The same credits stay held."),
+            "cancelled": _(
+                "Your booking of %(when)s is cancelled. Your history shows what was released."
+            ),
+        }
+        values = {"what": _what(booking), "name": expert.display_name, "when": _when(booking)}
+        return Email(
+            subject=subjects[change] % values,
+            lines=[lines[change] % values, _("The invite is attached for your calendar.")],
+            link=(_("See the booking"), _url(page)),
+        )
+
+    def for_expert() -> Email:
+        subjects = {
+            "booked": _("New booking: %(what)s, %(when)s"),
+            "moved": _("Booking moved: %(what)s, now %(when)s"),
+            "cancelled": _("Booking cancelled: %(what)s, %(when)s"),
+        }
+        values = {"what": _what(booking), "when": _when(booking)}
+        who = client.name or client.email
+        return Email(
+            subject=subjects[change] % values,
+            lines=[_("Client: %(who)s (%(email)s).") % {"who": who, "email": client.email}],
+            link=(_("Your schedule"), _url("/expert/schedule")),
+        )
+
+    key = f"booking:{booking.id}:{change}:{booking.sequence}"
+    await notify(
+        user=client,
+        kind=f"booking_{change}",
+        key=f"client:{key}",
+        compose=for_client,
+        ics=invite,
+        ics_method=method,
+    )
+    await notify(
+        user=expert_user, kind=f"expert_booking_{change}", key=f"expert:{key}", compose=for_expert
+    )
+
+
+async def question_asked(question: Question) -> None:
+    """Tell the expert a question is waiting, and by when to answer it."""
+    expert = await Expert.objects().get(Expert.id == question.expert)
+    expert_user = await User.objects().get(User.id == expert.user)
+
+    def compose() -> Email:
+        when = i18n.format_datetime_in(question.due_at, i18n.current_timezone())
+        subject = (
+            _("Urgent question to answer by %(when)s")
+            if question.urgent
+            else _("New question to answer by %(when)s")
+        )
+        return Email(
+            subject=subject % {"when": when},
+            lines=[question.body[:600] + ("…" if len(question.body) > 600 else "")],
+            link=(_("Answer"), _url(f"/expert/questions/{question.id}")),
+        )
+
+    await notify(
+        user=expert_user, kind="question_new", key=f"question:{question.id}:asked", compose=compose
+    )
+
+
+async def question_answered(question: Question) -> None:
+    """Tell the client the answer is there, and what it costs."""
+    client = await User.objects().get(User.id == question.client)
+    expert = await Expert.objects().get(Expert.id == question.expert)
+
+    def compose() -> Email:
+        kind = _("expertise (billed)") if question.billable else _("coordination (free)")
+        return Email(
+            subject=_("%(name)s answered your question") % {"name": expert.display_name},
+            lines=[
+                question.answer[:1500] + ("…" if len(question.answer) > 1500 else ""),
+                _("This answer is %(kind)s.") % {"kind": kind},
+            ],
+            link=(_("Read the answer"), _url(f"/me/questions/{question.id}")),
+        )
+
+    await notify(
+        user=client,
+        kind="question_answered",
+        key=f"question:{question.id}:answered",
+        compose=compose,
+    )
+
+
+async def purchase_receipt(purchase: Purchase) -> None:
+    client = await User.objects().get(User.id == purchase.client)
+    expert = await Expert.objects().get(Expert.id == purchase.expert)
+
+    def compose() -> Email:
+        credits = ngettext("%(num)d credit", "%(num)d credits", purchase.credits) % {
+            "num": purchase.credits
+        }
+        return Email(
+            subject=_("Receipt: %(pack)s with %(name)s")
+            % {"pack": purchase.pack_name, "name": expert.display_name},
+            lines=[
+                _(
+                    "%(credits)s added for %(price)s "
+                    "(purchase n° %(id)d, charter version %(version)d)."
+                )
+                % {
+                    "credits": credits,
+                    "price": i18n.format_money(purchase.price_minor, purchase.currency),
+                    "id": purchase.id,
+                    "version": purchase.charter_version,
+                }
+            ],
+            link=(_("My credits"), _url(f"/me/purchases/{purchase.id}")),
+        )
+
+    await notify(
+        user=client, kind="purchase_receipt", key=f"purchase:{purchase.id}:paid", compose=compose
+    )

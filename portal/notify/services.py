@@ -1,0 +1,228 @@
+"""Writing emails when things happen, and sending them.
+
+`notify()` renders an email in the recipient's language and time zone and stores it, in
+the transaction of the event it tells (a booking, an answer...): the event and its email
+are kept or lost together. Its key makes it once per event, however often the code that
+tells it runs. The worker sends what is pending (a job right away, a sweep every minute):
+through SMTP when SMTP_URL is set, else as .eml files in var/outbox/. A failure is retried
+after 1, 5, 30 minutes and 2 hours; then the email is marked failed, shown to the expert,
+and tried again by the sweep every 6 hours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import smtplib
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from functools import cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from jinja2 import Environment
+
+from portal import i18n
+from portal.accounts.tables import User
+from portal.db import is_unique_violation
+from portal.notify.tables import Notification, NotificationStatus
+from portal.templating import environment
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+)
+FAILED_RETRY = timedelta(hours=6)
+LEASE = timedelta(minutes=10)
+SENDER_NAME = "Portail"
+
+
+@cache
+def _env() -> Environment:
+    return environment()
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    """What an email says, composed in the recipient's language (see messages.py)."""
+
+    subject: str
+    lines: list[str]
+    link: tuple[str, str] | None = None  # (label, address)
+
+
+def render(email: Email, user: User) -> tuple[str, str]:
+    """(text, html) of an email, from templates/emails/message.txt and .html."""
+    env = _env()
+    context = {"email": email, "user": user}
+    text = env.get_template("emails/message.txt").render(context)
+    html = env.get_template("emails/message.html").render(context)
+    return text.strip() + "\n", html
+
+
+async def notify(
+    *,
+    user: User,
+    kind: str,
+    key: str,
+    compose: Callable[[], Email],
+    ics: bytes = b"",
+    ics_method: str = "",
+) -> None:
+    """Write an email for `user` about what just happened, once per `key`. `compose` runs
+    in the user's language and time zone."""
+    if await Notification.exists().where(Notification.key == key):
+        return
+    with i18n.speaking(user.locale, user.timezone):
+        email = compose()
+        text, html = render(email, user)
+    try:
+        await Notification(
+            user=user.id,
+            kind=kind,
+            key=key,
+            to_address=user.email,
+            subject=email.subject,
+            text=text,
+            html=html,
+            ics=ics.decode(),
+            ics_method=ics_method,
+        ).save()
+    except Exception as exc:  # told twice at once (outside a transaction): once is written
+        if not is_unique_violation(exc):
+            raise
+
+
+def message_of(notification: Notification, sender: str) -> EmailMessage:
+    """The email: plain text and HTML, and the invite as a calendar part when there is one
+    (`method=` in the part, so calendar clients act on it rather than offer a file)."""
+    message = EmailMessage()
+    message["Subject"] = notification.subject
+    message["From"] = f"{SENDER_NAME} <{sender}>"
+    message["To"] = notification.to_address
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(idstring=f"n{notification.id}", domain=sender.split("@")[-1])
+    message.set_content(notification.text)
+    message.add_alternative(notification.html, subtype="html")
+    if notification.ics:
+        message.add_alternative(
+            notification.ics.encode(),
+            maintype="text",
+            subtype="calendar",
+            params={"method": notification.ics_method or "REQUEST"},
+        )
+        message.add_attachment(
+            notification.ics.encode(),
+            maintype="application",
+            subtype="ics",
+            filename="invite.ics",
+        )
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """Where emails go: an SMTP server (smtp://user:password@host:port, smtps:// for TLS
+    from the start; STARTTLS is used when the server offers it), or files in a folder."""
+
+    smtp_url: str | None
+    folder: Path
+    sender: str
+
+    def send(self, message: EmailMessage, notification_id: int) -> None:
+        if not self.smtp_url:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"{notification_id:08d}.eml"
+            path.write_bytes(bytes(message))
+            return
+        url = urlsplit(self.smtp_url)
+        host, port = url.hostname or "localhost", url.port
+        if url.scheme == "smtps":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(host, port or 465, timeout=20)
+        else:
+            client = smtplib.SMTP(host, port or 25, timeout=20)
+        with client:
+            if url.scheme != "smtps" and client.has_extn("starttls"):
+                client.starttls(context=ssl.create_default_context())
+            if url.username:
+                client.login(unquote(url.username), unquote(url.password or ""))
+            client.send_message(message)
+
+
+async def send_one(notification_id: int, outbox: Outbox, now: datetime | None = None) -> bool:
+    """Send one pending email; True once sent. A failure is recorded with the next try."""
+    now = now or datetime.now(UTC)
+    # Take it first: of two workers (or a job and the sweep), one sends. A worker that dies
+    # while sending leaves it taken for LEASE only.
+    taken = (
+        await Notification.update(
+            {
+                Notification.status: NotificationStatus.sending.value,
+                Notification.next_attempt_at: now + LEASE,
+            }
+        )
+        .where(
+            (Notification.id == notification_id)
+            & (Notification.status != NotificationStatus.sent.value)
+            & (Notification.next_attempt_at <= now)
+        )
+        .returning(Notification.id)
+    )
+    if not taken:
+        return False
+    notification = await Notification.objects().get(Notification.id == notification_id)
+    try:
+        await asyncio.to_thread(
+            outbox.send, message_of(notification, outbox.sender), notification.id
+        )
+    except (OSError, smtplib.SMTPException) as exc:
+        attempts = notification.attempts + 1
+        failed = attempts > len(RETRY_AFTER)
+        await Notification.update(
+            {
+                Notification.attempts: attempts,
+                Notification.last_error: f"{type(exc).__name__}: {exc}"[:300],
+                Notification.status: NotificationStatus.failed.value
+                if failed
+                else NotificationStatus.pending.value,
+                Notification.next_attempt_at: now
+                + (FAILED_RETRY if failed else RETRY_AFTER[attempts - 1]),
+            }
+        ).where(Notification.id == notification.id)
+        log.warning("email %s not sent (%s)", notification.id, exc)
+        return False
+    # Marked sent only after the server took it: a crash between the two sends it again
+    # (at least once), never loses it.
+    await Notification.update(
+        {Notification.status: NotificationStatus.sent.value, Notification.sent_at: now}
+    ).where(Notification.id == notification.id)
+    return True
+
+
+async def notifications_send_due(
+    outbox: Outbox, *, now: datetime | None = None, limit: int = 200
+) -> int:
+    """Send every email due (pending, or failed and waited long enough); the number sent."""
+    now = now or datetime.now(UTC)
+    due = (
+        await Notification.select(Notification.id)
+        .where(
+            (Notification.status != NotificationStatus.sent.value)
+            & (Notification.next_attempt_at <= now)
+        )
+        .order_by(Notification.id)
+        .limit(limit)
+    )
+    sent = 0
+    for row in due:
+        if await send_one(row["id"], outbox, now):
+            sent += 1
+    return sent

@@ -1,0 +1,188 @@
+"""Emails: written with what they tell (once per event), in the recipient's language, sent
+through a real SMTP server on loopback and parsed back (text, HTML, the calendar part);
+an SMTP outage retried until the email goes out, once; two senders at once send once."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import email
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import Message
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import icalendar
+import pytest
+from aiosmtpd.controller import Controller
+from arq.connections import RedisSettings
+from arq.worker import Worker
+from httpx import AsyncClient
+
+from portal.accounts.tables import User
+from portal.booking.services import SlotChoice, booking_cancel, booking_create
+from portal.notify.services import Outbox, notifications_send_due
+from portal.notify.tables import Notification
+from portal.settings import get_settings
+from tests.support import give_credits, login, make_published_expert, make_user
+from workers.settings import WorkerSettings
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[_Inbox, int]]:
+    inbox, port = _Inbox(), _free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+async def _booked() -> tuple[Any, User]:
+    expert = await make_published_expert()
+    await User.update({User.locale: "en"}).where(User.email == "expert@example.org")
+    client = await make_user("c@example.org")  # French
+    await give_credits(client, expert, 10)
+    today = datetime.now(UTC).date()
+    monday = today + timedelta(days=7 - today.weekday())
+    start = datetime.combine(monday, datetime.min.time(), PARIS).replace(hour=9)
+    booking = await booking_create(
+        client=client,
+        expert=expert,
+        asked=SlotChoice(
+            channel="call",
+            duration=30,
+            start=start,
+            charter_version=1,
+            key="k",
+            timezone="Europe/Paris",
+            phone="+33 6 12 34 56 78",
+        ),
+    )
+    return booking, client
+
+
+def _parts(message: Message) -> dict[str, Message]:
+    return {part.get_content_type(): part for part in message.walk()}
+
+
+async def test_a_booking_is_told_to_both_in_their_language(smtp: tuple[_Inbox, int]) -> None:
+    inbox, port = smtp
+    booking, _client = await _booked()
+    kinds = sorted(n.kind for n in await Notification.objects())
+    assert kinds == ["booking_booked", "expert_booking_booked"]
+    outbox = Outbox(
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        folder=Path("/nonexistent"),
+        sender="noreply@portal.test",
+    )
+    assert await notifications_send_due(outbox) == 2
+    assert await notifications_send_due(outbox) == 0  # sent: never again
+    by_to = {m["To"]: m for m in inbox.messages}
+    client_mail, expert_mail = by_to["c@example.org"], by_to["expert@example.org"]
+    assert client_mail["Subject"].startswith("Rendez-vous confirmé")
+    assert expert_mail["Subject"].startswith("New booking")
+    parts = _parts(client_mail)
+    assert {"text/plain", "text/html", "text/calendar"} <= set(parts)
+    assert "Bonjour Camille Client" in parts["text/plain"].get_payload(decode=True).decode()
+    calendar_part = parts["text/calendar"]
+    assert calendar_part.get_param("method") == "REQUEST"
+    event = icalendar.Calendar.from_ical(calendar_part.get_payload(decode=True)).walk("VEVENT")[0]
+    assert event["UID"].startswith(f"booking-{booking.uid}@")
+
+    await booking_cancel(booking=booking, by_expert=False)
+    assert await notifications_send_due(outbox) == 2
+    cancelled = [m for m in inbox.messages if m["To"] == "c@example.org"][-1]
+    part = _parts(cancelled)["text/calendar"]
+    assert part.get_param("method") == "CANCEL"
+    assert b"METHOD:CANCEL" in part.get_payload(decode=True)
+
+
+async def test_an_smtp_outage_is_retried_until_the_email_goes_once(
+    smtp: tuple[_Inbox, int],
+) -> None:
+    inbox, port = smtp
+    await _booked()
+    down = Outbox(smtp_url=f"smtp://127.0.0.1:{_free_port()}", folder=Path("/x"), sender="n@p.test")
+    assert await notifications_send_due(down) == 0
+    waiting = await Notification.objects()
+    assert {(n.status, n.attempts) for n in waiting} == {("pending", 1)}
+    assert all("ConnectionRefusedError" in n.last_error for n in waiting)
+    up = Outbox(smtp_url=f"smtp://127.0.0.1:{port}", folder=Path("/x"), sender="n@p.test")
+    assert await notifications_send_due(up) == 0  # not before the retry time
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    assert await notifications_send_due(up, now=later) == 2
+    assert await notifications_send_due(up, now=later + timedelta(hours=1)) == 0
+    assert len(inbox.messages) == 2
+
+
+async def test_two_senders_at_once_send_each_email_once(smtp: tuple[_Inbox, int]) -> None:
+    inbox, port = smtp
+    await _booked()
+    outbox = Outbox(smtp_url=f"smtp://127.0.0.1:{port}", folder=Path("/x"), sender="n@p.test")
+    sent = await asyncio.gather(*(notifications_send_due(outbox) for _ in range(4)))
+    assert sum(sent) == 2 and len(inbox.messages) == 2
+
+
+async def test_without_smtp_emails_are_files(tmp_path: Path) -> None:
+    await _booked()
+    outbox = Outbox(smtp_url=None, folder=tmp_path / "outbox", sender="n@p.test")
+    assert await notifications_send_due(outbox) == 2
+    files = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == 2
+    parsed = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
+    assert parsed["Subject"] and "text/calendar" in _parts(parsed)
+
+
+async def test_the_worker_sends_and_the_expert_sees_its_health(
+    tmp_path: Path, client: AsyncClient
+) -> None:
+    await _booked()
+    settings = replace(get_settings(), smtp_url=None, var_dir=tmp_path)
+    worker = Worker(
+        functions=WorkerSettings.functions,
+        cron_jobs=copy.deepcopy(WorkerSettings.cron_jobs),
+        on_startup=WorkerSettings.on_startup,
+        on_shutdown=WorkerSettings.on_shutdown,
+        poll_delay=WorkerSettings.poll_delay,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url or ""),
+        ctx={"settings": settings},
+        burst=True,
+        handle_signals=False,
+    )
+    try:
+        await worker.run_check()
+    finally:
+        await worker.close()
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+    # An email to the expert that could not be sent shows on their dashboard.
+    await Notification.update({Notification.status: "failed"}).where(
+        Notification.to_address == "expert@example.org"
+    )
+    await login(client, "expert@example.org")
+    page = (await client.get("/expert")).text
+    assert "Working: last sign of life" in page  # the worker ran moments ago (in English)
+    assert "1 email to you could not be sent" in page
