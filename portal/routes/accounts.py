@@ -44,17 +44,24 @@ def _home_for(request: Request[Any, Any, Any], user: User) -> str:
 
 
 @get("/signup", name="signup", include_in_schema=False)
-async def signup_page(request: Request[Any, Any, Any]) -> Response[Any]:
+async def signup_page(
+    request: Request[Any, Any, Any], next: FromQuery[str | None] = None
+) -> Response[Any]:
+    """`next`: where to go once the account exists (the slot or pack chosen before)."""
     if current_user(request):
         return Redirect(request.app.route_reverse("account"))
-    return render(request, "pages/signup.html", form={}, errors={})
+    return render(request, "pages/signup.html", form={"next": next or ""}, errors={})
 
 
 @post("/signup", name="signup_submit", include_in_schema=False)
 async def signup_submit(
     request: Request[Any, Any, Any], data: Form, redis: RedisDep
 ) -> Response[Any]:
-    form = {"name": field(data, "name", 200), "email": field(data, "email", 300)}
+    form = {
+        "name": field(data, "name", 200),
+        "email": field(data, "email", 300),
+        "next": field(data, "next", 2000),
+    }
     try:
         user = await user_create(
             email=form["email"],
@@ -69,7 +76,7 @@ async def signup_submit(
         )
     await sessions.login(request, redis, user.id)
     flash(request, _("Welcome! Your account is ready."), "success")
-    return see_other(request.app.route_reverse("client_dashboard"))
+    return see_other(safe_next(form["next"], request.app.route_reverse("client_dashboard")))
 
 
 @get("/login", name="login", include_in_schema=False)

@@ -239,11 +239,28 @@ async def book_confirm(
     start: FromQuery[str],
     tz: FromQuery[str | None] = None,
 ) -> Response[Any]:
-    """What the booking will be and cost, before anything is held."""
+    """What the booking will be and cost, before anything is held; a time that is not a
+    free slot (any more) is said so, without a form."""
     expert = await expert_by_slug(slug)
-    context = await _confirm_context(request, expert, channel, duration, _start(start), _tz(tz))
+    moment, zone = _start(start), _tz(tz)
+    context = await _confirm_context(request, expert, channel, duration, moment, zone)
+    day = moment.astimezone(ZoneInfo(zone)).date()
+    try:
+        free = await free_slots(
+            expert, channel=channel, duration=duration, first=day, last=day, tz=zone
+        )
+        available = moment in free.starts
+    except ValidationFailed:  # a day outside what can be booked at all
+        available = False
+    problem = None if available else _("This time is not a free slot: choose one from the list.")
     return render(
-        request, "pages/booking/confirm.html", form={}, errors={}, problem=None, **context
+        request,
+        "pages/booking/confirm.html",
+        form={},
+        errors={},
+        problem=problem,
+        problem_code="" if available else "slot_taken",
+        **context,
     )
 
 
@@ -276,7 +293,10 @@ async def book_submit(request: Request[Any, Any, Any], slug: Slug, data: Form) -
     except DomainError as exc:
         context = await _confirm_context(request, expert, form["channel"], duration, start, tz)
         errors = translated(exc.errors) if isinstance(exc, ValidationFailed) else {}
-        problem = None if errors else _(exc.message)
+        # Only the phone number is a field of this page: say any other problem plainly.
+        others = [message for name, message in errors.items() if name != "phone"]
+        problem = " ".join(others) if others else (None if errors else _(exc.message))
+        errors = {name: message for name, message in errors.items() if name == "phone"}
         if isinstance(exc, InsufficientCredits):
             context["missing"] = exc.missing
         return render(
@@ -306,6 +326,7 @@ async def _booking_context(booking: Booking) -> dict[str, Any]:
         "active": booking.status == BookingStatus.booked.value,
         "started": booking.starts_at <= now,
         "movable": booking.status == BookingStatus.booked.value and now < terms.free_until,
+        "now": now,
     }
 
 

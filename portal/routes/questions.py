@@ -10,7 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.plugins.flash import flash
 
-from portal.accounts.tables import Expert
+from portal.accounts.tables import Expert, User
 from portal.charter.services import expert_by_slug, packs_for, version_current
 from portal.credits import ledger
 from portal.credits.ledger import InsufficientCredits
@@ -147,6 +147,7 @@ async def question_page(request: Request[Any, Any, Any], question_id: PathId) ->
         request,
         "pages/questions/thread.html",
         expert=expert,
+        client=user,
         thread=thread,
         first=thread[0],
         viewer="client",
@@ -224,6 +225,7 @@ async def _expert_thread(
         "pages/questions/thread.html",
         status_code=status_code,
         expert=expert,
+        client=await User.objects().get(User.id == question.client),
         thread=thread,
         first=thread[0],
         viewer="expert",

@@ -29,7 +29,8 @@ def render(
         return Template(template_name, context=context, status_code=status_code, headers=headers)
     headers["Vary"] = "HX-Request"
     htmx = request.htmx if isinstance(request, HTMXRequest) else None
-    if not htmx or htmx.boosted:
+    # Boosted navigation and history restoration (the Back button) want the whole page.
+    if not htmx or htmx.boosted or htmx.history_restore_request:
         return Template(template_name, context=context, status_code=status_code, headers=headers)
     engine = request.app.template_engine
     assert engine is not None

@@ -28,6 +28,7 @@ def test_client_books_a_slot_and_cancels_it(page: Any, artifacts: Path) -> None:
 
     page.get_by_role("link", name="Tous les créneaux libres").click()
     expect(page.locator("h1")).to_have_text("Réserver avec Alice Expert")
+    page.wait_for_function("() => window.htmx !== undefined")  # live updates need htmx
     page.get_by_label("Appel · 30 min · 2 crédits").check()
     expect(page.locator("#slots")).to_be_visible()
     page.get_by_role("link", name="Semaine suivante").click()
@@ -38,13 +39,16 @@ def test_client_books_a_slot_and_cancels_it(page: Any, artifacts: Path) -> None:
     page.get_by_label("Votre numéro de téléphone").fill("06 12 34 56 78")
     page.screenshot(path=artifacts / "31-book-confirm.png", full_page=True)
     page.get_by_role("button", name="Confirmer la réservation").click()
-    expect(page.locator(".booking-status")).to_have_text("Réservé\u202f: les crédits sont réservés")
+    expect(page.locator(".booking-status")).to_have_text(
+        "Réservé\u202f: les crédits sont mis de côté jusqu’à l’échange"
+    )
     page.screenshot(path=artifacts / "32-booking.png", full_page=True)
 
     page.goto("/me")
     expect(page.locator(".wallet")).to_contain_text("3 crédits disponibles")
     expect(page.locator(".bookings")).to_contain_text("Alice Expert")
     page.locator(".bookings a").first.click()
+    page.once("dialog", lambda dialog: dialog.accept())  # "Cancel this booking?"
     page.get_by_role("button", name="Annuler gratuitement").click()
     expect(page.locator(".booking-status")).to_have_text("Annulé")
     page.goto("/me")

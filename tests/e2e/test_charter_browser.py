@@ -27,6 +27,7 @@ def test_expert_changes_a_price_and_publishes(page: Any, artifacts: Path) -> Non
     page.get_by_role("button", name="Se connecter").last.click()
     expect(page).to_have_url("/expert/charter")
 
+    page.wait_for_function("() => window.htmx !== undefined")  # live updates need htmx
     price = page.get_by_label("Appel 30 min")
     price.fill("3")
     preview_row = page.locator("#preview .price-table tr", has_text="30 min")

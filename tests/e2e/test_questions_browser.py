@@ -33,6 +33,7 @@ def test_urgent_question_answered_as_expertise(page: Any, artifacts: Path) -> No
     _log_in(page, "c@example.org", "/e/alice-expert")
     page.get_by_role("link", name="Poser une question écrite").click()
     expect(page.locator("h1")).to_have_text("Poser une question à Alice Expert")
+    page.wait_for_function("() => window.htmx !== undefined")  # live updates need htmx
     page.get_by_label("Votre question").fill("Puis-je rompre ce contrat avant son terme ?")
     page.get_by_label("Urgent", exact=False).check()
     expect(page.locator("#quote")).to_contain_text("2 crédits")  # updated by htmx

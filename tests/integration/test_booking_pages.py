@@ -213,3 +213,40 @@ async def test_the_expert_sets_availability_and_sees_the_schedule(client: AsyncC
     feed = await client.get(feed_path)
     assert feed.status_code == 200 and b"METHOD:PUBLISH" in feed.content
     assert (await client.get("/calendar/not-the-right-token-at-all.ics")).status_code == 404
+
+
+async def test_a_time_that_is_not_a_free_slot_says_so(client: AsyncClient) -> None:
+    await _setup()
+    await login(client, "c@example.org")
+    saturday = _next_monday() + timedelta(days=5)
+    page = await client.get(
+        "/e/alice-expert/book/confirm",
+        params={"channel": "call", "duration": "30", "start": f"{saturday}T10:00:00+01:00"},
+    )
+    assert page.status_code == 200
+    assert "n’est pas un créneau libre" in page.text and "Confirmer la réservation" not in page.text
+    # The Back button asks htmx to restore the page: it gets the whole page, not a fragment.
+    restored = await client.get(
+        "/e/alice-expert/book",
+        headers={"HX-Request": "true", "HX-History-Restore-Request": "true"},
+    )
+    assert "<html" in restored.text and 'id="slots"' in restored.text
+
+
+async def test_signing_up_from_a_chosen_slot_comes_back_to_it(client: AsyncClient) -> None:
+    await _setup()
+    target = "/e/alice-expert/book?channel=call&duration=30"
+    login_page = await client.get("/login", params={"next": target})
+    assert "/signup?next=/e/alice-expert/book%3Fchannel%3Dcall" in login_page.text
+    signed = await post_form(
+        client,
+        "/signup",
+        {
+            "name": "Léa",
+            "email": "lea@example.org",
+            "password": "a long password 2026",
+            "next": target,
+        },
+        from_page="/signup",
+    )
+    assert signed.status_code == 303 and signed.headers["location"] == target
