@@ -17,7 +17,7 @@ from portal.settings import Settings
 from portal.web.auth import current_user, login_required
 from portal.web.deps import SettingsDep
 
-ICS = "text/calendar; charset=utf-8"
+ICS = "text/calendar"  # Litestar adds the charset of text types
 
 
 async def invite_response(

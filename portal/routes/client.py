@@ -90,7 +90,7 @@ async def client_wallet_csv(request: Request[Any, Any, Any], slug: Slug) -> Resp
         )
     return Response(
         out.getvalue().encode("utf-8-sig"),  # with a BOM, spreadsheets read the accents right
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",  # Litestar adds "; charset=utf-8"
         headers={"Content-Disposition": f'attachment; filename="credits-{slug}.csv"'},
     )
 

@@ -73,7 +73,7 @@ async def test_book_from_the_picker_then_cancel(client: AsyncClient) -> None:
 
     invite = await client.get(f"/me/bookings/{booking.id}/invite.ics")
     assert invite.headers["content-type"].startswith("text/calendar")
-    assert "method=REQUEST" in invite.headers["content-type"]
+    assert invite.headers["content-type"] == "text/calendar; method=REQUEST; charset=utf-8"
     event = icalendar.Calendar.from_ical(invite.content).walk("VEVENT")[0]
     assert (
         event["UID"].startswith(f"booking-{booking.uid}@") and "c@example.org" not in event["UID"]

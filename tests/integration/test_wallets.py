@@ -60,7 +60,7 @@ async def test_history_in_plain_words_and_csv(client: AsyncClient) -> None:
     assert "Crédits réservés — Question n° 4" in page
     assert "Crédits ajoutés — Achat n° 2" in page
     response = await client.get("/me/wallets/alice-expert/history.csv")
-    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert [r["kind"] for r in rows] == ["grant", "grant", "hold", "capture", "hold"]
     assert [int(r["credits"]) for r in rows] == [5, 10, -2, -2, -1]
