@@ -49,6 +49,7 @@ def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
         htmx_file=HTMX_FILE,
         uuid=lambda: uuid.uuid4().hex,  # a key per form: posting it twice applies once
         base_url=settings.base_url,
+        demo=settings.demo,
     )
     engine = JinjaTemplateEngine.from_environment(env)
     engine.register_template_callable("url_for", _cached_url_for)

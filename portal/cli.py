@@ -277,6 +277,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     env.setdefault("SECRET_KEY", settings.secret_key)
     if not os.environ.get("BASE_URL"):  # links in pages name the address actually served
         env["BASE_URL"] = f"http://{args.host}:{args.port}"
+    if args.demo:
+        env["DEMO"] = "1"  # the demo shows the emails it would send at /outbox
 
     stopping = False
 

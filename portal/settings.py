@@ -50,6 +50,7 @@ class Settings:
     stripe_api_base: str | None = None
     smtp_url: str | None = None
     debug: bool = False
+    demo: bool = False  # `portal run --demo`: the emails written are shown at /outbox
     var_dir: Path = Path("var")
     trusted_proxies: frozenset[str] = frozenset()
 
@@ -139,6 +140,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path = Path(".e
         stripe_api_base=get("STRIPE_API_BASE"),
         smtp_url=get("SMTP_URL"),
         debug=(get("DEBUG") or "").lower() in ("1", "true", "yes", "on"),
+        demo=(get("DEMO") or "").lower() in ("1", "true", "yes", "on"),
         var_dir=var_dir,
         trusted_proxies=frozenset(
             p.strip() for p in (get("TRUSTED_PROXIES") or "").split(",") if p.strip()

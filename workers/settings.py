@@ -20,6 +20,7 @@ from portal.booking.sync import calendar_sync, calendars_sync
 from portal.booking.tables import ExternalCalendar
 from portal.credits.reconcile import purchases_reconcile
 from portal.credits.services import lots_expire
+from portal.notify.reminders import reminders_due
 from portal.notify.services import Outbox, notifications_send_due
 from portal.ops import record_heartbeat, record_sweep
 from portal.questions.services import questions_settle_due, settle
@@ -109,6 +110,11 @@ async def send_notifications(ctx: dict[str, Any]) -> int:
     return await notifications_send_due(outbox)
 
 
+async def send_reminders(ctx: dict[str, Any]) -> None:
+    """Write the reminders and notices due (the emails go with the next sending round)."""
+    await reminders_due()
+
+
 class WorkerSettings:
     functions: list[Any] = [
         reconcile_purchases,
@@ -119,11 +125,13 @@ class WorkerSettings:
         settle_question,
         settle_questions,
         send_notifications,
+        send_reminders,
     ]
     cron_jobs = [
         cron(confirm_bookings, second=10, run_at_startup=True),
         cron(settle_questions, second=40, run_at_startup=True),
         cron(send_notifications, second={5, 20, 35, 50}, run_at_startup=True),
+        cron(send_reminders, second=55, run_at_startup=True),
         cron(sync_calendars, minute=set(range(0, 60, 5)), second=30, run_at_startup=True),
         cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=True, unique=False),
         cron(reconcile_purchases, minute=set(range(0, 60, 5)), second=20, run_at_startup=True),

@@ -21,6 +21,10 @@ class User(Table, tablename="accounts_user"):
     is_active = Boolean(default=True, null=False)
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
     password_changed_at = Timestamptz(default=TimestamptzNow(), null=False)
+    # Emails one may turn off (what happens to a booking or a question is always told).
+    remind_bookings = Boolean(default=True, null=False)  # 24 h and 1 h before
+    remind_deadlines = Boolean(default=True, null=False)  # an expert's reply deadline near
+    notify_credits = Boolean(default=True, null=False)  # credits expiring, balance low
 
 
 class Expert(Table, tablename="accounts_expert"):

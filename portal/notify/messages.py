@@ -3,6 +3,9 @@ made them current), and when it is written: in the transaction of what it tells.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+
 from portal import i18n
 from portal.accounts.tables import Expert, User
 from portal.booking.invites import client_invite
@@ -164,4 +167,85 @@ async def purchase_receipt(purchase: Purchase) -> None:
 
     await notify(
         user=client, kind="purchase_receipt", key=f"purchase:{purchase.id}:paid", compose=compose
+    )
+
+
+async def booking_reminder(booking: Booking, user: User, lead: timedelta) -> None:
+    """A booking soon, told to the client or the expert (`user`)."""
+    expert = await Expert.objects().get(Expert.id == booking.expert)
+    for_client = user.id == booking.client
+    hours = int(lead.total_seconds() // 3600)
+
+    def compose() -> Email:
+        values = {"what": _what(booking), "when": _when(booking), "name": expert.display_name}
+        subject = ngettext("In %(num)d hour: %(what)s", "In %(num)d hours: %(what)s", hours) % {
+            **values,
+            "num": hours,
+        }
+        line = _("%(what)s on %(when)s.") % values
+        if booking.meeting_url:
+            line += " " + _("Video room: %(url)s") % {"url": booking.meeting_url}
+        elif booking.call_mode == "client_calls" and booking.expert_phone:
+            line += " " + _("The client calls %(phone)s.") % {"phone": booking.expert_phone}
+        elif booking.phone:
+            line += " " + _("The expert calls %(phone)s.") % {"phone": booking.phone}
+        page = f"/me/bookings/{booking.id}" if for_client else "/expert/schedule"
+        return Email(subject=subject, lines=[line], link=(_("See the booking"), _url(page)))
+
+    who = "client" if for_client else "expert"
+    await notify(
+        user=user,
+        kind="booking_reminder",
+        key=f"{who}:booking:{booking.id}:remind:{hours}h:{booking.sequence}",
+        compose=compose,
+    )
+
+
+async def deadline_soon(question: Question, user: User) -> None:
+    def compose() -> Email:
+        when = i18n.format_datetime_in(question.due_at, i18n.current_timezone())
+        return Email(
+            subject=_("A question is due by %(when)s") % {"when": when},
+            lines=[question.body[:300] + ("…" if len(question.body) > 300 else "")],
+            link=(_("Answer"), _url(f"/expert/questions/{question.id}")),
+        )
+
+    await notify(
+        user=user, kind="deadline_soon", key=f"question:{question.id}:due-soon", compose=compose
+    )
+
+
+async def credits_expiring(
+    lot_id: int, remaining: int, expires_at: datetime, expert_id: int, user: User
+) -> None:
+    expert = await Expert.objects().get(Expert.id == expert_id)
+
+    def compose() -> Email:
+        when = i18n.format_datetime_in(expires_at, i18n.current_timezone())
+        credits = ngettext("%(num)d credit", "%(num)d credits", remaining) % {"num": remaining}
+        return Email(
+            subject=_("Credits expiring with %(name)s") % {"name": expert.display_name},
+            lines=[
+                _("%(credits)s expire on %(when)s. Book a call or ask a question before then.")
+                % {"credits": credits, "when": when}
+            ],
+            link=(_("Book or ask"), _url(f"/e/{expert.slug}")),
+        )
+
+    await notify(user=user, kind="credits_expiring", key=f"lot:{lot_id}:expiring", compose=compose)
+
+
+async def balance_low(wallet: Any, expert: Expert, user: User, last_entry: int) -> None:
+    def compose() -> Email:
+        credits = ngettext("%(num)d credit", "%(num)d credits", wallet.available) % {
+            "num": wallet.available
+        }
+        return Email(
+            subject=_("Your balance with %(name)s is low") % {"name": expert.display_name},
+            lines=[_("%(credits)s left: not enough for the next exchange.") % {"credits": credits}],
+            link=(_("Buy credits"), _url(f"/e/{expert.slug}")),
+        )
+
+    await notify(
+        user=user, kind="balance_low", key=f"wallet:{wallet.id}:low:{last_entry}", compose=compose
     )

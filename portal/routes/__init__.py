@@ -9,6 +9,7 @@ from portal.routes import (
     client,
     expert,
     ops,
+    outbox,
     public,
     purchases,
     questions,
@@ -29,4 +30,5 @@ ROUTES = [
     *booking.ROUTES,
     *calendar.ROUTES,
     *questions.CLIENT_ROUTES,
+    *outbox.ROUTES,
 ]

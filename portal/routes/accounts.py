@@ -188,7 +188,24 @@ async def account_password(
     return see_other(request.app.route_reverse("account"))
 
 
+@post("/account/emails", name="account_emails", guards=[login_required], include_in_schema=False)
+async def account_emails(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    """Which reminders and notices to receive (checkboxes: absent means off)."""
+    user = current_user(request)
+    assert user is not None
+    await User.update(
+        {
+            User.remind_bookings: field(data, "remind_bookings", 4) == "on",
+            User.remind_deadlines: field(data, "remind_deadlines", 4) == "on",
+            User.notify_credits: field(data, "notify_credits", 4) == "on",
+        }
+    ).where(User.id == user.id)
+    flash(request, _("Your email choices are saved."), "success")
+    return see_other(request.app.route_reverse("account"))
+
+
 ROUTES = [
+    account_emails,
     signup_page,
     signup_submit,
     login_page,

@@ -25,10 +25,12 @@ from arq.worker import Worker
 from httpx import AsyncClient
 
 from portal.accounts.tables import User
+from portal.app import create_app
 from portal.booking.services import SlotChoice, booking_cancel, booking_create
 from portal.notify.services import Outbox, notifications_send_due
 from portal.notify.tables import Notification
 from portal.settings import get_settings
+from tests.integration.conftest import running
 from tests.support import give_credits, login, make_published_expert, make_user
 from workers.settings import WorkerSettings
 
@@ -186,3 +188,18 @@ async def test_the_worker_sends_and_the_expert_sees_its_health(
     page = (await client.get("/expert")).text
     assert "Working: last sign of life" in page  # the worker ran moments ago (in English)
     assert "1 email to you could not be sent" in page
+
+
+async def test_the_demo_shows_its_outbox(tmp_path: Path) -> None:
+    await _booked()
+    demo = create_app(replace(get_settings(), demo=True))
+    async with running(demo) as http:
+        listing = await http.get("/outbox")
+        assert listing.status_code == 200 and "Rendez-vous confirmé" in listing.text
+        assert "E-mails envoyés (démo)" in listing.text  # the footer link
+        first = await Notification.objects().first()
+        assert first is not None
+        shown = await http.get(f"/outbox/{first.id}")
+        assert "BEGIN:VCALENDAR" in shown.text
+    async with running(create_app(get_settings())) as http:  # not a demo: no such page
+        assert (await http.get("/outbox")).status_code == 404

@@ -1,0 +1,41 @@
+"""The demo's outbox: the emails the portal has written, to read in the browser (only with
+DEMO=1, as `portal run --demo` sets: they hold everyone's messages)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+
+from portal.errors import NotFound
+from portal.notify.tables import Notification
+from portal.params import PathId
+from portal.web.deps import SettingsDep
+from portal.web.render import render
+
+
+def _demo_only(settings: Any) -> None:
+    if not settings.demo:
+        raise NotFound()
+
+
+@get("/outbox", name="outbox", include_in_schema=False)
+async def outbox(request: Request[Any, Any, Any], settings: SettingsDep) -> Response[Any]:
+    _demo_only(settings)
+    emails = await Notification.objects().order_by(Notification.id, ascending=False).limit(100)
+    return render(request, "pages/outbox.html", emails=emails, shown=None)
+
+
+@get("/outbox/{notification_id:int}", name="outbox_email", include_in_schema=False)
+async def outbox_email(
+    request: Request[Any, Any, Any], notification_id: PathId, settings: SettingsDep
+) -> Response[Any]:
+    _demo_only(settings)
+    shown = await Notification.objects().where(Notification.id == notification_id).first()
+    if shown is None:
+        raise NotFound()
+    emails = await Notification.objects().order_by(Notification.id, ascending=False).limit(100)
+    return render(request, "pages/outbox.html", emails=emails, shown=shown)
+
+
+ROUTES = [outbox, outbox_email]
