@@ -423,18 +423,22 @@ async def _settle(
     cost_of: Callable[[Booking], int],
     *,
     expected: int | None = None,
+    skip_busy: bool = False,
     **values: Any,
-) -> Booking:
+) -> Booking | None:
     """End a booked booking once: capture what `cost_of` says for the booking as it is once
     locked (the rest released) and set its new status, in one transaction. When the caller
     showed a cost (`expected`) and it is no longer the one, nothing happens (CostChanged).
     A booking already ended this way is returned as is (a repeated job or click); ended
-    another way, refused."""
+    another way, refused. With `skip_busy` (workers going through a list), a booking
+    another worker is settling right now is left to it: None."""
     async with write_transaction():
         query = Booking.objects().where(Booking.id == booking_id)
         if is_postgres():
-            query = query.lock_rows()
+            query = query.lock_rows(skip_locked=skip_busy)
         booking = await query.first()
+        if booking is None and skip_busy:
+            return None
         if booking is None:
             raise NotFound(N_("This booking does not exist."))
         if booking.status != BookingStatus.booked.value:
@@ -476,7 +480,7 @@ async def booking_cancel(
             raise Conflict(N_("This booking has already started."), code="booking_started")
         return cancellation_cost(terms_of(locked), now=now, by_expert=by_expert)
 
-    return await _settle(
+    ended = await _settle(
         booking.id,
         BookingStatus.cancelled,
         cost,
@@ -484,6 +488,8 @@ async def booking_cancel(
         cancelled_at=now,
         cancelled_by="expert" if by_expert else "client",
     )
+    assert ended is not None  # only a skipping caller gets None
+    return ended
 
 
 async def booking_no_show(
@@ -494,11 +500,13 @@ async def booking_no_show(
     if now < booking.starts_at:
         raise Conflict(N_("A no-show can only be recorded after the start."), code="not_started")
     status = BookingStatus.no_show_client if client_absent else BookingStatus.no_show_expert
-    return await _settle(
+    ended = await _settle(
         booking.id,
         status,
         lambda locked: no_show_cost(terms_of(locked), client_absent=client_absent),
     )
+    assert ended is not None  # only a skipping caller gets None
+    return ended
 
 
 async def booking_move(
@@ -546,24 +554,33 @@ async def booking_move(
     return moved
 
 
-async def bookings_confirm_due(*, now: datetime | None = None, limit: int = 500) -> int:
-    """Capture the credits of bookings ended (plus a grace period) and not cancelled;
-    safe to run twice or from two workers at once."""
+async def bookings_confirm_due(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Capture the credits of every booking ended (plus a grace period) and not cancelled,
+    batch after batch until none is left; safe to run twice or from two workers at once
+    (a booking another worker settled meanwhile is skipped)."""
     now = now or _now()
-    due = (
-        await Booking.select(Booking.id)
-        .where(
-            (Booking.status == BookingStatus.booked.value)
-            & (Booking.ends_at <= now - CONFIRM_GRACE)
-        )
-        .order_by(Booking.ends_at)
-        .limit(limit)
-    )
     confirmed = 0
-    for row in due:
-        try:
-            await _settle(row["id"], BookingStatus.completed, lambda locked: locked.credits)
-            confirmed += 1
-        except Conflict:  # ended meanwhile (cancelled, no-show) by someone else
-            continue
-    return confirmed
+    while True:
+        due = (
+            await Booking.select(Booking.id)
+            .where(
+                (Booking.status == BookingStatus.booked.value)
+                & (Booking.ends_at <= now - CONFIRM_GRACE)
+            )
+            .order_by(Booking.ends_at)
+            .limit(batch)
+        )
+        for row in due:
+            try:
+                settled = await _settle(
+                    row["id"],
+                    BookingStatus.completed,
+                    lambda locked: locked.credits,
+                    skip_busy=True,
+                )
+            except Conflict:  # ended meanwhile (cancelled, no-show) by someone else
+                continue
+            if settled is not None:
+                confirmed += 1
+        if len(due) < batch:
+            return confirmed

@@ -567,3 +567,16 @@ async def test_the_api_gives_the_invite_and_the_experts_availability(client: Asy
         "security" not in schema["paths"]["/api/v1/experts/{slug}/slots"]["get"]
         or schema["paths"]["/api/v1/experts/{slug}/slots"]["get"]["security"] == []
     )
+
+
+async def test_the_confirmation_goes_batch_after_batch_until_none_is_left() -> None:
+    expert = await _expert(daily_cap=0)
+    await _always_open(expert)
+    client = await _client(expert)
+    for n in range(5):
+        booked = await booking_create(
+            client=client, expert=expert, asked=_choice(_soon(20 + n), key=f"k{n}")
+        )
+        await _in_the_past(booked, 10 + n)
+    assert await bookings_confirm_due(batch=2) == 5
+    assert await _balance(client, expert) == (10, 0)
