@@ -21,6 +21,7 @@ from piccolo.apps.migrations.tables import Migration
 
 from portal.accounts.passwords import HASHER
 from portal.accounts.tables import Expert, Role, User
+from portal.booking.tables import Booking
 from portal.charter.rules import Rules
 from portal.charter.services import charter_publish, draft_save, pack_create
 from portal.credits import ledger
@@ -203,3 +204,29 @@ async def give_credits(user: User, expert: Expert, credits: int, key: str = "") 
         reference="adjust:test",
         key=key or f"test-grant:{user.id}:{expert.id}",
     )
+
+
+async def make_booking(expert: Expert, client: User, start: datetime, **fields: Any) -> Booking:
+    """A 30-minute call booked straight into the table (no hold), with the first charter
+    version's terms; `fields` override any column (status, channel, created_at...)."""
+    end = start + timedelta(minutes=30)
+    values: dict[str, Any] = {
+        "expert": expert.id,
+        "client": client.id,
+        "channel": "call",
+        "duration": 30,
+        "starts_at": start,
+        "ends_at": end,
+        "blocked_until": end + timedelta(minutes=10),
+        "credits": 2,
+        "charter_version": 1,
+        "cancel_free_hours": 24,
+        "cancel_late_forfeit_percent": 100,
+        "no_show_client_percent": 100,
+        "timezone": "Europe/Paris",
+        "key": f"call:{start.isoformat()}",
+        "uid": f"u{start.timestamp():.0f}",
+    }
+    booking = Booking(**(values | fields))
+    await booking.save()
+    return booking

@@ -85,17 +85,23 @@ async def _credit_notices(now: datetime) -> None:
     )
     wallets = await Wallet.objects().where(Wallet.id.is_in([r["wallet"] for r in recent] or [0]))
     users = await _users({w.client for w in wallets})
+    cheapest: dict[int, tuple[Expert, int | None]] = {}  # one look per expert
     for wallet in wallets:
         user = users[wallet.client]
-        expert = await Expert.objects().get(Expert.id == wallet.expert)
-        current = await version_current(expert=expert)
-        if current is None or not user.notify_credits:
+        if not user.notify_credits:
             continue
-        rules = current.rules
-        cheapest = min(
-            [rules.answer_price, *rules.call_prices.values(), *rules.video_prices.values()]
-        )
-        if wallet.available < cheapest:
+        if wallet.expert not in cheapest:
+            expert = await Expert.objects().get(Expert.id == wallet.expert)
+            current = await version_current(expert=expert)
+            rules = current.rules if current else None
+            prices = (
+                [rules.answer_price, *rules.call_prices.values(), *rules.video_prices.values()]
+                if rules
+                else []
+            )
+            cheapest[wallet.expert] = (expert, min(prices) if prices else None)
+        expert, price = cheapest[wallet.expert]
+        if price is not None and wallet.available < price:
             last = (
                 await Entry.select(Entry.id)
                 .where(Entry.wallet == wallet.id)

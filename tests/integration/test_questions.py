@@ -15,7 +15,6 @@ from httpx import AsyncClient
 
 from portal.accounts.tables import Expert, User
 from portal.booking.availability import override_set
-from portal.booking.tables import Booking
 from portal.charter.rules import Rules
 from portal.credits import ledger
 from portal.credits.services import verify_all
@@ -26,6 +25,7 @@ from tests.support import (
     PASSWORD,
     give_credits,
     login,
+    make_booking,
     make_expert,
     make_published_expert,
     make_user,
@@ -146,33 +146,10 @@ async def test_unanswered_questions_expire_and_release() -> None:
     assert await _balance(client, expert) == (10, 0)
 
 
-async def _call(expert: Expert, client: User, start: datetime, status: str) -> None:
-    """A 30-minute call between them, with the charter's first version's terms."""
-    end = start + timedelta(minutes=30)
-    await Booking(
-        expert=expert.id,
-        client=client.id,
-        channel="call",
-        duration=30,
-        starts_at=start,
-        ends_at=end,
-        blocked_until=end + timedelta(minutes=10),
-        status=status,
-        credits=2,
-        charter_version=1,
-        cancel_free_hours=24,
-        cancel_late_forfeit_percent=100,
-        no_show_client_percent=100,
-        timezone="Europe/Paris",
-        key=f"call:{start.isoformat()}",
-        uid=f"u{start.timestamp():.0f}",
-    ).save()
-
-
 async def test_questions_included_with_a_booking_are_used_first() -> None:
     expert, client = await _setup(included_messages=2, included_window_days=7)
     start = datetime.now(UTC) - timedelta(days=1)
-    await _call(expert, client, start, "completed")
+    await make_booking(expert, client, start, status="completed")
     priced = await quote(expert=expert, client=client, urgent=False)
     assert priced.price == 0 and priced.included is not None and priced.included.left == 2
     first = await ask(client=client, expert=expert, body="Q1", urgent=False, key="k1")
@@ -335,7 +312,7 @@ async def test_asking_and_answering_through_the_pages(client: AsyncClient) -> No
 async def test_a_cancelled_future_call_includes_nothing() -> None:
     expert, client = await _setup(included_messages=2)
     start = datetime.now(UTC) + timedelta(days=3)
-    await _call(expert, client, start, "booked")
+    await make_booking(expert, client, start, status="booked")
     # A call still to come includes nothing yet (it could be cancelled for free).
     assert (await quote(expert=expert, client=client, urgent=False)).price == 1
 

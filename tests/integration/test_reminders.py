@@ -7,13 +7,19 @@ from datetime import UTC, datetime, timedelta
 from httpx import AsyncClient
 
 from portal.accounts.tables import User
-from portal.booking.tables import Booking
 from portal.credits import ledger
 from portal.notify.reminders import reminders_due
 from portal.notify.tables import Notification
 from portal.questions.services import ask
 from portal.questions.tables import Question
-from tests.support import give_credits, login, make_published_expert, make_user, post_form
+from tests.support import (
+    give_credits,
+    login,
+    make_booking,
+    make_published_expert,
+    make_user,
+    post_form,
+)
 
 
 async def _kinds() -> list[tuple[str, str]]:
@@ -24,26 +30,14 @@ async def test_bookings_are_recalled_a_day_and_an_hour_ahead_once() -> None:
     expert = await make_published_expert()
     client = await make_user("c@example.org")
     start = datetime.now(UTC) + timedelta(minutes=50)
-    booking = Booking(
-        expert=expert.id,
-        client=client.id,
+    await make_booking(
+        expert,
+        client,
+        start,
         channel="video",
-        duration=30,
-        starts_at=start,
-        ends_at=start + timedelta(minutes=30),
-        blocked_until=start + timedelta(minutes=40),
-        credits=2,
-        charter_version=1,
-        cancel_free_hours=24,
-        cancel_late_forfeit_percent=100,
-        no_show_client_percent=100,
-        timezone="Europe/Paris",
         meeting_url="https://meet.jit.si/x",
-        key="b",
-        uid="u",
         created_at=datetime.now(UTC) - timedelta(days=3),
     )
-    await booking.save()
     await reminders_due()
     await reminders_due()  # again: nothing more
     assert await _kinds() == [
@@ -60,23 +54,7 @@ async def test_a_booking_made_within_the_hour_gets_no_reminder() -> None:
     expert = await make_published_expert()
     client = await make_user("c@example.org")
     start = datetime.now(UTC) + timedelta(minutes=50)
-    await Booking(
-        expert=expert.id,
-        client=client.id,
-        channel="call",
-        duration=30,
-        starts_at=start,
-        ends_at=start + timedelta(minutes=30),
-        blocked_until=start + timedelta(minutes=40),
-        credits=2,
-        charter_version=1,
-        cancel_free_hours=24,
-        cancel_late_forfeit_percent=100,
-        no_show_client_percent=100,
-        timezone="Europe/Paris",
-        key="b",
-        uid="u",
-    ).save()
+    await make_booking(expert, client, start)  # booked just now
     await reminders_due()
     assert await Notification.count() == 0
 
