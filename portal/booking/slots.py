@@ -4,9 +4,11 @@ Instants are aware datetimes in UTC; working hours are wall-clock minutes of the
 local dates, turned into UTC spans once (`open_spans`), so that the slot search itself
 (`free_slots`) compares instants only and never converts a slot to local time.
 
-Daylight saving time, with the rules of `local_to_utc`: a working period that covers a
-skipped hour loses it, one that covers a repeated hour gets it twice; slots start on the
-15-minute grid of UTC, so a repeated hour gives distinct instants and a skipped one none.
+Daylight saving time: working time is every instant at which the wall clock shows a time
+of a working period of its date. A period that covers a skipped hour loses it, one that
+covers a repeated hour gets it twice, and one that starts or ends inside the repeated hour
+gets only the wall-clock times it names (two spans); slots start on the 15-minute grid of
+UTC, so a repeated hour gives distinct instants and a skipped one none.
 
 `free_slots` merges bookings and busy times (each widened by the buffer) into sorted
 blocked spans once, then walks open spans, blocked spans and the allowed start windows
@@ -113,12 +115,35 @@ def open_spans(
     while day <= last:
         periods = overrides[day] if day in overrides else weekly.get(day.weekday(), ())
         for start_minute, end_minute in periods:
-            start = local_to_utc(day, start_minute, tzinfo)
-            end = local_to_utc(day, end_minute, tzinfo, end=True)
-            if start < end:  # a period inside a skipped hour has no time at all
-                spans.append((start, end))
+            spans.extend(_period_spans(day, start_minute, end_minute, tzinfo))
         day += _DAY
     return _merge(spans)
+
+
+def _period_spans(day: date, start_minute: int, end_minute: int, tz: ZoneInfo) -> list[Span]:
+    """The instants at which the wall clock of `day` shows a time in [start, end): one span,
+    or two on the night the clocks go back when a boundary lies in the repeated hour.
+
+    01:15-02:30 in New York on that night is 01:15-02:00 summer time, then 01:15-02:30
+    winter time (wall-clock 01:00-01:15 of the second pass is outside the hours); a period
+    that covers the whole repeated hour is one span holding it twice. A period inside a
+    skipped hour has no time at all.
+    """
+    first = local_to_utc(day, start_minute, tz)  # the first instant showing `start`
+    last = local_to_utc(day, end_minute, tz, end=True)  # the last instant showing `end`
+    if first >= last:
+        return []
+    # `last` may be the very instant the clocks go back (a period ending where the repeated
+    # hour begins ends at its second pass): its own offset is the one that counts.
+    before, after = first.astimezone(tz).utcoffset(), last.astimezone(tz).utcoffset()
+    assert before is not None and after is not None
+    if before <= after:  # no clock went back in between: the wall clock only moves forward
+        return [(first, last)]
+    back = _transition(first, last, tz)  # the instant the clocks went back
+    # Before it, the wall clock runs up to the repeated hour's end; after it, from its start.
+    summer = (first, min(back, local_to_utc(day, end_minute, tz)))
+    winter = (max(back, local_to_utc(day, start_minute, tz, end=True)), last)
+    return [span for span in (summer, winter) if span[0] < span[1]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,11 @@ question, the lunch break, a holiday, the clock changes), then random calendars 
 the clock's own rules and against a walk of the wall clock, minute by minute.
 
 The walk uses neither `open_spans` nor `local_to_utc`: it reads the local clock at every
-minute of UTC. A period a..b of a date is one stretch of real time, from the first minute
-at which the clock shows a (or a later time, when a is skipped) to the last at which it
-shows b (or the first later time). Asking of each minute only whether its wall time lies in
-a..b gives the same answer except on the night the clocks go back, for a period that starts
-or ends inside the repeated hour: that test would cut it in two, where the slots module
-(and so the clock) keeps it whole.
+minute of UTC, and a minute is working time when the clock shows, then, a time of a
+working period of the date it shows. On the night the clocks go back, both passes of the
+repeated hour count where the hours cover them, and nothing outside the hours does (a
+period ending at 01:30 in the repeated hour works the first 01:00-01:30 and the second,
+not the first 01:30-02:00).
 """
 
 from __future__ import annotations
@@ -201,10 +200,10 @@ def test_a_night_of_clock_change_has_the_hours_that_really_pass(
 
 
 def test_a_midnight_that_happens_twice_counts_once() -> None:
-    # Havana goes back from 01:00 to 00:00 on 1 November: 22:00-24:00 on the 31st runs to
-    # the second midnight and 00:00-01:00 on the 1st starts at the first one, four real
-    # hours in all. Sent on each date of the fortnight before, so that some computation
-    # turns the two dates into spans in different batches.
+    # Havana goes back from 01:00 to 00:00 on 1 November: 22:00-24:00 on the 31st ends at
+    # the first midnight and 00:00-01:00 on the 1st runs twice, four real hours in all.
+    # Sent on each date of the fortnight before, so that some computation turns the two
+    # dates into spans in different batches.
     tz = "America/Havana"
     night = {
         date(2026, 10, 31): [period("22:00", "24:00")],
@@ -217,11 +216,15 @@ def test_a_midnight_that_happens_twice_counts_once() -> None:
             sent_at, utc(2026, 11, 2), weekly={}, overrides=night, tz=tz
         )
         assert total == 4 * 60 * MINUTE
-    # The first 00:30 of the 1st is still the 31st's working time, even with the 1st closed.
+    # The first 00:30 of the 1st is the 1st's time: with the 1st closed, nobody works then.
     first_half_past = utc(2026, 11, 1, 4, 30)
     eve_only = {date(2026, 10, 31): [period("22:00", "24:00")]}
-    assert is_working(first_half_past, weekly={}, overrides=eve_only, tz=tz)
-    assert due(first_half_past, 30, {}, eve_only, tz) == utc(2026, 11, 1, 5)
+    assert not is_working(first_half_past, weekly={}, overrides=eve_only, tz=tz)
+    assert is_working(first_half_past, weekly={}, overrides=night, tz=tz)
+    eve = utc(2026, 10, 31, 12)
+    assert working_minutes_between(eve, utc(2026, 11, 2), weekly={}, overrides=eve_only, tz=tz) == (
+        2 * 60 * MINUTE
+    )
 
 
 # --- random calendars ------------------------------------------------------------------
@@ -361,23 +364,10 @@ class Walk:
         walls = [
             (self.origin + i * MINUTE).astimezone(zone).replace(tzinfo=None) for i in range(count)
         ]
-        shown: dict[datetime, list[int]] = {}  # wall time -> the minutes showing it
-        for i, wall in enumerate(walls):
-            shown.setdefault(wall, []).append(i)
-
-        def first_later(wall: datetime) -> int:  # a skipped time: where the clock jumps over it
-            return next(i for i, later in enumerate(walls) if later > wall)
-
-        self.worked = [False] * count
-        day = walls[0].date() + DAY
-        while day < walls[-1].date():
-            midnight = datetime.combine(day, time())
-            for a, b in case.periods(day):
-                start, end = midnight + a * MINUTE, midnight + b * MINUTE
-                begin = shown[start][0] if start in shown else first_later(start)
-                stop = shown[end][-1] if end in shown else first_later(end)
-                self.worked[begin:stop] = [True] * (stop - begin)
-            day += DAY
+        self.worked = [
+            any(a <= wall.hour * 60 + wall.minute < b for a, b in case.periods(wall.date()))
+            for wall in walls
+        ]
 
     @property
     def end(self) -> datetime:

@@ -38,6 +38,7 @@ MINUTE = timedelta(minutes=1)
 CLOCK_CHANGES = {
     "Europe/Paris": [date(2026, 3, 29), date(2026, 10, 25)],
     "America/New_York": [date(2026, 3, 8), date(2026, 11, 1)],
+    "America/Santiago": [date(2026, 4, 4), date(2026, 9, 6)],  # at midnight
     "Australia/Lord_Howe": [date(2026, 4, 5), date(2026, 10, 4)],  # half an hour
     "Asia/Kolkata": [date(2026, 6, 1)],
     "UTC": [date(2026, 6, 1)],
@@ -105,9 +106,10 @@ class Calendar:
 def worked_quarters(calendar: Calendar) -> set[datetime]:
     """The quarters of UTC inside a working period, found by watching the wall clock.
 
-    The period a..b of a date runs from the first quarter at which the clock shows a or
-    later, to the last one at which it shows b or, when it never does (a skipped hour), the
-    first one at which it shows a later time: `local_to_utc`'s rules, with none of its code.
+    A quarter is worked when the clock shows, at its start, a time of a working period of
+    the date it shows: on the night the clocks go back, both passes of the repeated hour
+    count where the hours cover them, and no other time does; a skipped time is never
+    shown, so never worked. None of `open_spans`' code.
     """
     zone = ZoneInfo(calendar.tz)
     start = datetime.combine(calendar.first, time(), UTC) - timedelta(days=2)
@@ -118,10 +120,9 @@ def worked_quarters(calendar: Calendar) -> set[datetime]:
         midnight = datetime.combine(day, time())
         for a, b in calendar.periods(day):
             wall_a, wall_b = midnight + a * MINUTE, midnight + b * MINUTE
-            begin = min(i for i, wall in enumerate(walls) if wall >= wall_a)
-            shows_b = [i for i, wall in enumerate(walls) if wall == wall_b]
-            end = shows_b[-1] if shows_b else min(i for i, w in enumerate(walls) if w > wall_b)
-            worked.update(quarters[begin:end])
+            worked.update(
+                q for q, wall in zip(quarters, walls, strict=True) if wall_a <= wall < wall_b
+            )
     return worked
 
 
@@ -172,8 +173,9 @@ def brute_force(case: Case) -> list[datetime]:
 
 # --- random calendars -------------------------------------------------------------------
 
-# Quarter-hour marks of a day, often in the small hours where the clocks change.
-marks = st.one_of(st.integers(0, 16), st.integers(0, 96))
+# Quarter-hour marks of a day, often in the small hours or near midnight, where the
+# clocks change.
+marks = st.one_of(st.integers(0, 16), st.integers(84, 96), st.integers(0, 96))
 
 
 @st.composite
@@ -252,6 +254,21 @@ def test_open_spans_are_the_worked_quarters(calendar: Calendar) -> None:
 @given(cases())
 def test_free_slots_match_the_brute_force(case: Case) -> None:
     assert case.free_slots() == brute_force(case)
+
+
+def inside_hours(calendar: Calendar, instant: datetime) -> bool:
+    """Whether the wall clock shows, at `instant`, a time of a working period of its date."""
+    wall = instant.astimezone(ZoneInfo(calendar.tz))
+    shown = wall.hour * 60 + wall.minute
+    return any(a <= shown < b for a, b in calendar.periods(wall.date()))
+
+
+@settings(max_examples=400, deadline=None)
+@given(cases())
+def test_every_slot_lies_inside_the_wall_clock_hours(case: Case) -> None:
+    for start in case.free_slots():
+        quarters = [start + i * GRID for i in range(case.duration // GRID)]
+        assert all(inside_hours(case.calendar, q) for q in quarters), start
 
 
 @settings(max_examples=300, deadline=None)
@@ -422,6 +439,41 @@ def test_office_hours_on_a_clock_change_day_are_ordinary(
     found = day_slots(tz, day, [(minutes("09:00"), minutes("18:00"))], duration)
     walls = [start.astimezone(ZoneInfo(tz)).time() for start in found]
     assert walls == clock_times("09:00", "18:00")[:count]
+
+
+# A period that starts or ends inside the repeated hour: (zone, date, hours, wall-clock
+# starts offered with their UTC offsets in hours).
+BOUNDARY_IN_REPEATED_HOUR = [
+    (  # Santiago goes back from 24:00 to 23:00 on Saturday 3 April 2027
+        "America/Santiago",
+        date(2027, 4, 3),
+        ("19:45", "23:30"),
+        [(t, -3) for t in clock_times("19:45", "23:30")]
+        + [(t, -4) for t in clock_times("23:00", "23:30")],
+    ),
+    (  # New York goes back from 02:00 to 01:00 on Sunday 7 November 2027
+        "America/New_York",
+        date(2027, 11, 7),
+        ("01:15", "02:30"),
+        [(t, -4) for t in clock_times("01:15", "02:00")]
+        + [(t, -5) for t in clock_times("01:15", "02:30")],
+    ),
+    (  # a period that ends where the repeated hour begins holds neither pass of it
+        "America/Santiago",
+        date(2027, 4, 3),
+        ("22:00", "23:00"),
+        [(t, -3) for t in clock_times("22:00", "23:00")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("tz", "day", "hours", "offered"), BOUNDARY_IN_REPEATED_HOUR)
+def test_hours_ending_or_starting_in_the_repeated_hour_stay_inside_them(
+    tz: str, day: date, hours: tuple[str, str], offered: list[tuple[time, int]]
+) -> None:
+    found = day_slots(tz, day, [(minutes(hours[0]), minutes(hours[1]))])
+    walls = [start.astimezone(ZoneInfo(tz)) for start in found]
+    assert [(wall.time(), wall.utcoffset() // timedelta(hours=1)) for wall in walls] == offered
 
 
 # --- the booking frame ------------------------------------------------------------------
