@@ -26,12 +26,19 @@ from httpx import AsyncClient
 
 from portal.accounts.tables import User
 from portal.app import create_app
-from portal.booking.services import SlotChoice, booking_cancel, booking_create
+from portal.booking.services import booking_cancel
 from portal.notify.services import Outbox, notifications_send_due
 from portal.notify.tables import Notification
 from portal.settings import get_settings
 from tests.integration.conftest import running
-from tests.support import give_credits, login, make_published_expert, make_user
+from tests.support import (
+    book_call,
+    give_credits,
+    login,
+    make_published_expert,
+    make_user,
+    next_monday_at,
+)
 from workers.settings import WorkerSettings
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -68,23 +75,7 @@ async def _booked() -> tuple[Any, User]:
     await User.update({User.locale: "en"}).where(User.email == "expert@example.org")
     client = await make_user("c@example.org")  # French
     await give_credits(client, expert, 10)
-    today = datetime.now(UTC).date()
-    monday = today + timedelta(days=7 - today.weekday())
-    start = datetime.combine(monday, datetime.min.time(), PARIS).replace(hour=9)
-    booking = await booking_create(
-        client=client,
-        expert=expert,
-        asked=SlotChoice(
-            channel="call",
-            duration=30,
-            start=start,
-            charter_version=1,
-            key="k",
-            timezone="Europe/Paris",
-            phone="+33 6 12 34 56 78",
-        ),
-    )
-    return booking, client
+    return await book_call(expert, client, next_monday_at(9)), client
 
 
 def _parts(message: Message) -> dict[str, Message]:
