@@ -103,7 +103,9 @@ async def notify(
 
 def message_of(notification: Notification, sender: str) -> EmailMessage:
     """The email: plain text and HTML, and the invite as a calendar part when there is one
-    (`method=` in the part, so calendar clients act on it rather than offer a file)."""
+    (`method=` in the part, so calendar clients act on it rather than offer a file) and as
+    an attachment. Both say their charset (Outlook garbles unlabelled parts), and the
+    attachment its name in the content type too (some clients read only that)."""
     message = EmailMessage()
     message["Subject"] = notification.subject
     message["From"] = f"{SENDER_NAME} <{sender}>"
@@ -117,13 +119,14 @@ def message_of(notification: Notification, sender: str) -> EmailMessage:
             notification.ics.encode(),
             maintype="text",
             subtype="calendar",
-            params={"method": notification.ics_method or "REQUEST"},
+            params={"method": notification.ics_method or "REQUEST", "charset": "UTF-8"},
         )
         message.add_attachment(
             notification.ics.encode(),
             maintype="application",
             subtype="ics",
             filename="invite.ics",
+            params={"charset": "UTF-8", "name": "invite.ics"},
         )
     return message
 

@@ -24,10 +24,10 @@ from arq.connections import RedisSettings
 from arq.worker import Worker
 from httpx import AsyncClient
 
-from portal.accounts.tables import User
+from portal.accounts.tables import Expert, User
 from portal.app import create_app
 from portal.booking.services import booking_cancel
-from portal.notify.services import Outbox, notifications_send_due
+from portal.notify.services import Outbox, message_of, notifications_send_due
 from portal.notify.tables import Notification
 from portal.settings import get_settings
 from tests.integration.conftest import running
@@ -112,6 +112,33 @@ async def test_a_booking_is_told_to_both_in_their_language(smtp: tuple[_Inbox, i
     part = _parts(cancelled)["text/calendar"]
     assert part.get_param("method") == "CANCEL"
     assert b"METHOD:CANCEL" in part.get_payload(decode=True)
+
+
+async def test_the_invite_parts_say_their_charset_and_name() -> None:
+    """Outlook garbles a calendar part without a charset; some clients name an attachment
+    only from its content type."""
+    booking, _client = await _booked()
+    await Expert.update({Expert.display_name: "Élodie Déjà-Vu"}).where(Expert.id == booking.expert)
+    await booking_cancel(booking=booking, by_expert=True)
+    to_client = (
+        await Notification.objects()
+        .where(Notification.to_address == "c@example.org")
+        .order_by(Notification.id)
+    )
+    assert {n.ics_method for n in to_client} == {"REQUEST", "CANCEL"}
+    for notification in to_client:
+        raw = bytes(message_of(notification, "noreply@portal.test"))
+        message = email.message_from_bytes(raw, policy=policy.default)
+        calendar = _parts(message)["text/calendar"]
+        attachment = next(p for p in message.walk() if p.get_filename() == "invite.ics")
+        for part in (calendar, attachment):
+            assert 'charset="UTF-8"' in part["Content-Type"]
+            assert part.get_content_charset() == "utf-8"
+        assert calendar.get_param("method") == notification.ics_method
+        assert attachment.get_param("name") == "invite.ics"
+        assert attachment.get_content_disposition() == "attachment"
+    text = attachment.get_payload(decode=True).decode("utf-8")
+    assert "Élodie Déjà-Vu" in text and "METHOD:CANCEL" in text
 
 
 async def test_an_smtp_outage_is_retried_until_the_email_goes_once(
