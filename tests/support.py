@@ -216,7 +216,13 @@ def next_monday_at(hour: int, weeks: int = 1) -> datetime:
     return datetime.combine(monday, datetime.min.time(), paris).replace(hour=hour)
 
 
-async def book_call(expert: Expert, client: User, start: datetime, key: str = "k") -> Booking:
+async def book_call(
+    expert: Expert,
+    client: User,
+    start: datetime,
+    key: str = "k",
+    phone: str = "+33 6 12 34 56 78",
+) -> Booking:
     """A 30-minute call booked through the service, as the client would (credits held)."""
     return await booking_create(
         client=client,
@@ -228,7 +234,7 @@ async def book_call(expert: Expert, client: User, start: datetime, key: str = "k
             charter_version=1,
             key=key,
             timezone="Europe/Paris",
-            phone="+33 6 12 34 56 78",
+            phone=phone,
         ),
     )
 
