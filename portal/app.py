@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.flash import FlashConfig, FlashPlugin
@@ -65,6 +66,14 @@ def _cached_url_for(context: Mapping[str, Any], route_name: str, **params: Any) 
     """Litestar's `url_for` for templates, remembered: a page asks for the same paths each
     time, and reversing a route costs more than rendering the link."""
     return _reverse(context["request"].app, route_name, tuple(sorted(params.items())))
+
+
+def _static_name_ok(request: Request[Any, Any, Any]) -> None:
+    """A static file's name that no file system takes (a NUL, too long) is not found, rather
+    than an error of the file system."""
+    name = str(request.path_params.get("file_path", "")).encode("utf-8", "surrogatepass")
+    if b"\x00" in name or len(name) > 1024 or any(len(part) > 255 for part in name.split(b"/")):
+        raise NotFoundException()
 
 
 def _csrf(settings: Settings) -> CSRFConfig:
@@ -124,6 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 name="static",
                 include_in_schema=False,
                 cache_control=None,
+                before_request=_static_name_ok,
             ),
         ],
         request_class=HTMXRequest,

@@ -15,12 +15,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from httpx import AsyncClient
 from piccolo.apps.migrations.tables import Migration
 
 from portal.accounts.passwords import HASHER
 from portal.accounts.tables import Expert, Role, User
+from portal.booking.services import SlotChoice, booking_create
 from portal.booking.tables import Booking
 from portal.charter.rules import Rules
 from portal.charter.services import charter_publish, draft_save, pack_create
@@ -203,6 +205,37 @@ async def give_credits(user: User, expert: Expert, credits: int, key: str = "") 
         expires_at=datetime.now(UTC) + timedelta(days=365),
         reference="adjust:test",
         key=key or f"test-grant:{user.id}:{expert.id}",
+    )
+
+
+def next_monday_at(hour: int, weeks: int = 1) -> datetime:
+    """That hour in Paris on the Monday `weeks` after this week's (inside default hours)."""
+    paris = ZoneInfo("Europe/Paris")
+    today = datetime.now(paris).date()
+    monday = today + timedelta(days=7 * weeks - today.weekday())
+    return datetime.combine(monday, datetime.min.time(), paris).replace(hour=hour)
+
+
+async def book_call(
+    expert: Expert,
+    client: User,
+    start: datetime,
+    key: str = "k",
+    phone: str = "+33 6 12 34 56 78",
+) -> Booking:
+    """A 30-minute call booked through the service, as the client would (credits held)."""
+    return await booking_create(
+        client=client,
+        expert=expert,
+        asked=SlotChoice(
+            channel="call",
+            duration=30,
+            start=start,
+            charter_version=1,
+            key=key,
+            timezone="Europe/Paris",
+            phone=phone,
+        ),
     )
 
 

@@ -13,6 +13,7 @@ from portal.accounts.tables import ApiToken, Expert, Role, User
 from portal.db import is_unique_violation, write_transaction
 from portal.errors import N_, ValidationFailed
 from portal.i18n import DEFAULT_TIMEZONE, LOCALES, timezones
+from portal.validation import check_text
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 1024  # argon2 takes any length; this only bounds the work per request
@@ -37,6 +38,7 @@ def _check_email(email: str, errors: dict[str, str]) -> None:
         errors["email"] = N_("Enter your email address.")
     elif len(email) > EMAIL_MAX or not _EMAIL_RE.match(email):
         errors["email"] = N_("Enter a valid email address.")
+    check_text(errors, "email", email)
 
 
 def _check_password(password: str, errors: dict[str, str], field: str = "password") -> None:
@@ -49,6 +51,7 @@ def _check_password(password: str, errors: dict[str, str], field: str = "passwor
 def _check_profile(name: str, locale: str, timezone: str, errors: dict[str, str]) -> None:
     if len(name) > NAME_MAX:
         errors["name"] = N_("The name must have at most 120 characters.")
+    check_text(errors, "name", name)
     if locale not in LOCALES:
         errors["locale"] = N_("Choose French or English.")
     if timezone not in timezones():
@@ -214,6 +217,9 @@ async def expert_update_profile(
         errors["headline"] = N_("At most 200 characters.")
     if len(bio) > 2000:
         errors["bio"] = N_("At most 2000 characters.")
+    check_text(errors, "display_name", display_name)
+    check_text(errors, "headline", headline)
+    check_text(errors, "bio", bio, multiline=True)
     if errors:
         raise ValidationFailed(errors)
     expert.display_name, expert.headline, expert.bio = display_name, headline, bio

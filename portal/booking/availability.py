@@ -28,6 +28,7 @@ from portal.charter.services import version_current
 from portal.db import is_unique_violation, write_transaction
 from portal.errors import N_, NotFound, ValidationFailed
 from portal.i18n import timezones
+from portal.validation import check_text
 
 MAX_CALENDARS = 5
 MAX_OVERRIDES_AHEAD = 400
@@ -142,6 +143,8 @@ async def availability_save(expert: Expert, form: AvailabilityForm) -> Availabil
     url = form.meeting_url.strip()
     if url and not _url_ok(url):
         errors["meeting_url"] = N_("An address starting with https://, or nothing.")
+    check_text(errors, "phone", phone)
+    check_text(errors, "meeting_url", url)
     if errors:
         raise ValidationFailed(errors)
     availability = await availability_of(expert)
@@ -195,8 +198,12 @@ async def override_set(expert: Expert, *, day: date, hours: str, note: str) -> D
         raise ValidationFailed({"hours": N_("Write periods as 09:00-12:30, separated by commas.")})
     if (problem := check_periods(periods)) is not None:
         raise ValidationFailed({"hours": problem})
+    note, errors = note.strip()[:120], {}
+    check_text(errors, "note", note)
+    if errors:
+        raise ValidationFailed(errors)
     encoded = json.dumps([[p.start, p.end] for p in sorted(periods, key=lambda p: p.start)])
-    values = {DateOverride.hours: encoded, DateOverride.note: note.strip()[:120]}
+    values = {DateOverride.hours: encoded, DateOverride.note: note}
     query = DateOverride.objects().where(
         (DateOverride.expert == expert.id) & (DateOverride.day == day)
     )
@@ -206,9 +213,7 @@ async def override_set(expert: Expert, *, day: date, hours: str, note: str) -> D
                 if (existing := await query.first()) is not None:
                     await DateOverride.update(values).where(DateOverride.id == existing.id)
                 else:
-                    await DateOverride(
-                        expert=expert.id, day=day, hours=encoded, note=note.strip()[:120]
-                    ).save()
+                    await DateOverride(expert=expert.id, day=day, hours=encoded, note=note).save()
             break
         except Exception as exc:
             if not is_unique_violation(exc):
@@ -241,13 +246,17 @@ async def calendar_add(expert: Expert, *, url: str, name: str) -> ExternalCalend
     url = url.strip()
     if url.startswith("webcal://"):
         url = "https://" + url.removeprefix("webcal://")
+    name = name.strip()[:80]
+    errors: dict[str, str] = {}
     if not _url_ok(url, ("https", "http"), 2000):
-        raise ValidationFailed(
-            {"url": N_("A calendar address starting with https:// or webcal://.")}
-        )
+        errors["url"] = N_("A calendar address starting with https:// or webcal://.")
+    check_text(errors, "url", url)
+    check_text(errors, "name", name)
+    if errors:
+        raise ValidationFailed(errors)
     if len(await calendars_of(expert)) >= MAX_CALENDARS:
         raise ValidationFailed({"url": N_("At most 5 calendars.")})
-    calendar = ExternalCalendar(expert=expert.id, url=url, name=name.strip()[:80])
+    calendar = ExternalCalendar(expert=expert.id, url=url, name=name)
     await calendar.save()
     return calendar
 

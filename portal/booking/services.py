@@ -31,6 +31,7 @@ from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, NotFound, ValidationFailed
 from portal.i18n import timezones
 from portal.notify.messages import booking_changed
+from portal.validation import check_text
 
 CONFIRM_GRACE = timedelta(minutes=30)  # after the end, before the credits are captured
 MAX_RANGE_DAYS = 62
@@ -298,13 +299,17 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
     _check_start(start, rules, now)
     check_timezone(asked.timezone)
     availability = await availability_of(expert)
-    phone = asked.phone.strip()[:40]
+    phone, errors = asked.phone.strip()[:40], {}
     if (
         asked.channel == "call"
         and availability.call_mode == CallMode.expert_calls.value
         and sum(c.isdigit() for c in phone) < 6
     ):
-        raise ValidationFailed({"phone": N_("Your phone number, so the expert can call you.")})
+        errors["phone"] = N_("Your phone number, so the expert can call you.")
+    if asked.channel == "call":  # kept for calls only
+        check_text(errors, "phone", phone)
+    if errors:
+        raise ValidationFailed(errors)
     wallet = await ledger.wallet_for(client_id=client.id, expert_id=expert.id)
     ends = start + timedelta(minutes=asked.duration)
     try:

@@ -12,6 +12,7 @@ import re
 import msgspec
 
 from portal.errors import N_
+from portal.validation import check_text
 
 DURATIONS = (15, 30, 45)
 CHANNELS = ("call", "video")
@@ -269,6 +270,7 @@ def validate(rules: Rules) -> dict[str, str]:
     for field in ("intro", "coordination_examples", "expertise_examples"):
         if len(getattr(rules, field)) > MAX_TEXT:
             errors[field] = N_("At most 2000 characters.")
+        check_text(errors, field, getattr(rules, field), multiline=True)
     return errors
 
 

@@ -12,6 +12,7 @@ from portal.charter.rules import Rules
 from portal.charter.tables import CharterDraft, CharterVersion, CreditPack
 from portal.db import is_postgres, write_transaction
 from portal.errors import N_, Conflict, NotFound, ValidationFailed
+from portal.validation import check_text
 
 CURRENCIES = ("EUR",)
 PACK_MAX_CREDITS = 10_000
@@ -197,6 +198,7 @@ async def pack_create(
     errors: dict[str, str] = {}
     if not 1 <= len(name) <= 80:
         errors["name"] = N_("Give the pack a name (at most 80 characters).")
+    check_text(errors, "name", name)
     if not 1 <= credits <= PACK_MAX_CREDITS:
         errors["credits"] = N_("Between 1 and 10,000 credits.")
     if not 1 <= price_minor <= PACK_MAX_PRICE_MINOR:

@@ -31,8 +31,10 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> Month:
         match = _MONTH.match(text)
-        if match is None or not 1 <= int(match[2]) <= 12 or not 2000 <= int(match[1]) <= 9999:
-            raise ValidationFailed({"month": N_("A month written as YYYY-MM, e.g. 2026-11.")})
+        if match is None or not 1 <= int(match[2]) <= 12 or not 2000 <= int(match[1]) <= 2199:
+            raise ValidationFailed(
+                {"month": N_("A month written as YYYY-MM, from 2000-01 to 2199-12.")}
+            )
         return cls(int(match[1]), int(match[2]))
 
     @classmethod

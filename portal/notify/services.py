@@ -6,7 +6,9 @@ are kept or lost together. Its key makes it once per event, however often the co
 tells it runs. The worker sends what is pending (a job right away, a sweep every minute):
 through SMTP when SMTP_URL is set, else as .eml files in var/outbox/. A failure is retried
 after 1, 5, 30 minutes and 2 hours; then the email is marked failed, shown to the expert,
-and tried again by the sweep every 6 hours.
+and tried again by the sweep every 6 hours. An email that cannot be sent as it is (a header
+no message can carry, an address the server refuses to encode...) is failed at once with
+its error, and the round goes on with the others.
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ async def notify(
             kind=kind,
             key=key,
             to_address=user.email,
-            subject=email.subject,
+            # One line, even from a name written before names were checked.
+            subject=" ".join(email.subject.splitlines()),
             text=text,
             html=html,
             ics=ics.decode(),
@@ -103,7 +106,9 @@ async def notify(
 
 def message_of(notification: Notification, sender: str) -> EmailMessage:
     """The email: plain text and HTML, and the invite as a calendar part when there is one
-    (`method=` in the part, so calendar clients act on it rather than offer a file)."""
+    (`method=` in the part, so calendar clients act on it rather than offer a file) and as
+    an attachment. Both say their charset (Outlook garbles unlabelled parts), and the
+    attachment its name in the content type too (some clients read only that)."""
     message = EmailMessage()
     message["Subject"] = notification.subject
     message["From"] = f"{SENDER_NAME} <{sender}>"
@@ -117,13 +122,14 @@ def message_of(notification: Notification, sender: str) -> EmailMessage:
             notification.ics.encode(),
             maintype="text",
             subtype="calendar",
-            params={"method": notification.ics_method or "REQUEST"},
+            params={"method": notification.ics_method or "REQUEST", "charset": "UTF-8"},
         )
         message.add_attachment(
             notification.ics.encode(),
             maintype="application",
             subtype="ics",
             filename="invite.ics",
+            params={"charset": "UTF-8", "name": "invite.ics"},
         )
     return message
 
@@ -157,6 +163,27 @@ class Outbox:
             client.send_message(message)
 
 
+async def _not_sent(
+    notification: Notification, exc: Exception, now: datetime, *, again_soon: bool
+) -> None:
+    """Record a failure: tried again after a while, or failed (shown to its expert when
+    it was for them) once the tries run out or when it cannot be sent as it is."""
+    attempts = notification.attempts + 1
+    failed = not again_soon or attempts > len(RETRY_AFTER)
+    await Notification.update(
+        {
+            Notification.attempts: attempts,
+            Notification.last_error: f"{type(exc).__name__}: {exc}"[:300],
+            Notification.status: NotificationStatus.failed.value
+            if failed
+            else NotificationStatus.pending.value,
+            Notification.next_attempt_at: now
+            + (FAILED_RETRY if failed else RETRY_AFTER[attempts - 1]),
+        }
+    ).where(Notification.id == notification.id)
+    log.warning("email %s not sent (%s: %s)", notification.id, type(exc).__name__, exc)
+
+
 async def send_one(notification_id: int, outbox: Outbox, now: datetime | None = None) -> bool:
     """Send one pending email; True once sent. A failure is recorded with the next try."""
     now = now or datetime.now(UTC)
@@ -180,24 +207,13 @@ async def send_one(notification_id: int, outbox: Outbox, now: datetime | None = 
         return False
     notification = await Notification.objects().get(Notification.id == notification_id)
     try:
-        await asyncio.to_thread(
-            outbox.send, message_of(notification, outbox.sender), notification.id
-        )
-    except (OSError, smtplib.SMTPException) as exc:
-        attempts = notification.attempts + 1
-        failed = attempts > len(RETRY_AFTER)
-        await Notification.update(
-            {
-                Notification.attempts: attempts,
-                Notification.last_error: f"{type(exc).__name__}: {exc}"[:300],
-                Notification.status: NotificationStatus.failed.value
-                if failed
-                else NotificationStatus.pending.value,
-                Notification.next_attempt_at: now
-                + (FAILED_RETRY if failed else RETRY_AFTER[attempts - 1]),
-            }
-        ).where(Notification.id == notification.id)
-        log.warning("email %s not sent (%s)", notification.id, exc)
+        message = message_of(notification, outbox.sender)
+        await asyncio.to_thread(outbox.send, message, notification.id)
+    except (OSError, smtplib.SMTPException) as exc:  # the server or the folder, for now
+        await _not_sent(notification, exc, now, again_soon=True)
+        return False
+    except Exception as exc:  # what the email holds cannot be sent: trying soon won't help
+        await _not_sent(notification, exc, now, again_soon=False)
         return False
     # Marked sent only after the server took it: a crash between the two sends it again
     # (at least once), never loses it.

@@ -34,6 +34,7 @@ from portal.errors import N_, Conflict, NotFound, ValidationFailed
 from portal.notify.messages import question_answered, question_asked
 from portal.questions import clock
 from portal.questions.tables import Question, QuestionStatus
+from portal.validation import check_text
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,10 @@ def _body(text: str) -> str:
         raise ValidationFailed({"body": N_("Write your question.")})
     if len(body) > MAX_BODY:
         raise ValidationFailed({"body": N_("At most 4,000 characters.")})
+    errors: dict[str, str] = {}
+    check_text(errors, "body", body, multiline=True)
+    if errors:
+        raise ValidationFailed(errors)
     return body
 
 
@@ -298,6 +303,10 @@ async def answer(
         raise ValidationFailed({"answer": N_("Write your answer.")})
     if len(text) > MAX_BODY * 2:
         raise ValidationFailed({"answer": N_("At most 8,000 characters.")})
+    errors: dict[str, str] = {}
+    check_text(errors, "answer", text, multiline=True)
+    if errors:
+        raise ValidationFailed(errors)
     async with write_transaction():
         query = Question.objects().where(
             (Question.id == question_id) & (Question.expert == expert.id)

@@ -4,7 +4,7 @@ expert's side (their bookings, no-shows, cancellations)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -295,10 +295,8 @@ async def expert_bookings(
     query = Booking.objects().where(Booking.expert == expert.id)
     if start is not None:
         query = query.where(Booking.starts_at >= datetime.combine(start, time(), UTC))
-    if end is not None:
-        query = query.where(
-            Booking.starts_at < datetime.combine(end, time(), UTC) + timedelta(days=1)
-        )
+    if end is not None:  # to the day's last instant: the next day may be beyond year 9999
+        query = query.where(Booking.starts_at <= datetime.combine(end, time.max, UTC))
     return await _outs(request, await query.order_by(Booking.starts_at).limit(1000))
 
 

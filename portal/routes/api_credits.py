@@ -14,7 +14,7 @@ from portal.charter.services import expert_by_slug
 from portal.credits.presentation import change, what
 from portal.credits.purchases import purchase_start
 from portal.credits.services import WalletView, entries_of, wallet_of, wallets_of
-from portal.params import Slug
+from portal.params import JsonId, Slug
 from portal.routes.api_charter import ERRORS, ErrorOut
 from portal.routes.purchases import checkout_url
 from portal.web.auth import current_user, login_required
@@ -88,7 +88,7 @@ async def wallet_ledger(request: Request[Any, Any, Any], slug: Slug) -> list[Ent
 
 
 class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
-    pack_id: int
+    pack_id: JsonId
 
 
 class CheckoutOut(msgspec.Struct):

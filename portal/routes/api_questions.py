@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 from litestar import Request, get, post
@@ -14,7 +14,7 @@ from litestar.params import FromQuery, JSONBody
 from portal.accounts.tables import Expert
 from portal.charter.services import expert_by_slug
 from portal.errors import ValidationFailed
-from portal.params import PathId, Slug
+from portal.params import JsonId, PathId, Slug
 from portal.questions.services import answer, ask, question_for
 from portal.questions.tables import Question
 from portal.routes.api_charter import ERRORS, ErrorOut
@@ -27,7 +27,7 @@ class QuestionIn(msgspec.Struct, forbid_unknown_fields=True):
     urgent: bool = False
     key: str | None = None  # send again with the same key: the same question (100 at most)
     # A question of the same thread (a follow-up, priced anew).
-    follows: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
+    follows: JsonId | None = None
     charter_version: int | None = None  # the version accepted (409 if no longer current)
 
 

@@ -33,8 +33,8 @@ from portal.credits import ledger
 from portal.credits.ledger import InsufficientCredits
 from portal.errors import N_, DomainError, NotFound, ValidationFailed
 from portal.i18n import gettext as _
-from portal.params import PathId, Slug
-from portal.routes.forms import Form, field, see_other, translated
+from portal.params import PathId, QueryId, Slug
+from portal.routes.forms import Form, field, see_other, translated, whole_number
 from portal.web.auth import current_user, login_required
 from portal.web.errors import domain_status
 from portal.web.render import render
@@ -80,7 +80,7 @@ async def book_page(
     duration: FromQuery[int | None] = None,
     day: FromQuery[str | None] = None,
     tz: FromQuery[str | None] = None,
-    move: FromQuery[int | None] = None,
+    move: QueryId = None,
 ) -> Response[Any]:
     """Choose a channel and duration, move through the weeks, pick a free slot. With
     `move`, the client's booking being moved fixes the channel and duration."""
@@ -273,8 +273,8 @@ async def book_submit(request: Request[Any, Any, Any], slug: Slug, data: Form) -
         name: field(data, name, 200)
         for name in ("channel", "duration", "start", "tz", "key", "charter_version", "phone")
     }
-    duration = int(form["duration"]) if form["duration"].isdigit() else 0
-    version = int(form["charter_version"]) if form["charter_version"].isdigit() else 0
+    duration = whole_number(form["duration"]) or 0
+    version = whole_number(form["charter_version"]) or 0
     start, tz = _start(form["start"]), check_timezone(form["tz"] or user.timezone)
     try:
         booking = await booking_create(
@@ -356,12 +356,10 @@ async def booking_cancel_page(
     user = current_user(request)
     assert user is not None
     booking = await booking_of_client(client_id=user.id, booking_id=booking_id)
-    stated = field(data, "cost", 10)
+    stated = whole_number(field(data, "cost", 10))
     try:
         await booking_cancel(
-            booking=booking,
-            by_expert=False,
-            expected_cost=int(stated) if stated.isdigit() else -1,
+            booking=booking, by_expert=False, expected_cost=-1 if stated is None else stated
         )
     except CostChanged as exc:
         context = await _booking_context(booking)

@@ -28,16 +28,11 @@ from portal.questions.services import (
     thread_of,
 )
 from portal.questions.tables import Question, QuestionStatus
-from portal.routes.forms import Form, field, see_other, translated
+from portal.routes.forms import Form, field, see_other, translated, whole_number
 from portal.web.auth import current_expert, current_user, login_required
 from portal.web.deps import RedisDep
 from portal.web.errors import domain_status
 from portal.web.render import render
-
-
-def _number(text: str) -> int | None:
-    """A positive id from a form field, or None (anything else: ignored, never a 500)."""
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 async def _ask_context(
@@ -85,7 +80,7 @@ async def ask_page(
         request,
         "pages/questions/ask.html",
         block="quote",
-        form={"follows": str(_number(follows or "") or "")},
+        form={"follows": str(whole_number(follows or "") or "")},
         errors={},
         **context,
     )
@@ -109,8 +104,8 @@ async def ask_submit(request: Request[Any, Any, Any], slug: Slug, data: Form) ->
             body=form["body"],
             urgent=urgent,
             key=form["key"],
-            charter_version=_number(form["charter_version"]),
-            follows=_number(form["follows"]),
+            charter_version=whole_number(form["charter_version"]),
+            follows=whole_number(form["follows"]),
         )
     except DomainError as exc:
         context = await _ask_context(request, expert, urgent)

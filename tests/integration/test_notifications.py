@@ -24,15 +24,24 @@ from arq.connections import RedisSettings
 from arq.worker import Worker
 from httpx import AsyncClient
 
-from portal.accounts.tables import User
+from portal.accounts.tables import Expert, User
 from portal.app import create_app
-from portal.booking.services import SlotChoice, booking_cancel, booking_create
-from portal.notify.services import Outbox, notifications_send_due
+from portal.booking.services import booking_cancel
+from portal.credits.tables import Purchase
+from portal.notify.messages import purchase_receipt
+from portal.notify.services import Outbox, message_of, notifications_send_due
 from portal.notify.tables import Notification
 from portal.settings import get_settings
 from tests.integration.conftest import running
-from tests.support import give_credits, login, make_published_expert, make_user
-from workers.settings import WorkerSettings
+from tests.support import (
+    book_call,
+    give_credits,
+    login,
+    make_published_expert,
+    make_user,
+    next_monday_at,
+)
+from workers.settings import WorkerSettings, send_notifications
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -63,28 +72,12 @@ def smtp() -> Iterator[tuple[_Inbox, int]]:
         controller.stop()
 
 
-async def _booked() -> tuple[Any, User]:
-    expert = await make_published_expert()
+async def _booked(expert: Expert | None = None) -> tuple[Any, User]:
+    expert = expert or await make_published_expert()
     await User.update({User.locale: "en"}).where(User.email == "expert@example.org")
     client = await make_user("c@example.org")  # French
     await give_credits(client, expert, 10)
-    today = datetime.now(UTC).date()
-    monday = today + timedelta(days=7 - today.weekday())
-    start = datetime.combine(monday, datetime.min.time(), PARIS).replace(hour=9)
-    booking = await booking_create(
-        client=client,
-        expert=expert,
-        asked=SlotChoice(
-            channel="call",
-            duration=30,
-            start=start,
-            charter_version=1,
-            key="k",
-            timezone="Europe/Paris",
-            phone="+33 6 12 34 56 78",
-        ),
-    )
-    return booking, client
+    return await book_call(expert, client, next_monday_at(9)), client
 
 
 def _parts(message: Message) -> dict[str, Message]:
@@ -123,6 +116,33 @@ async def test_a_booking_is_told_to_both_in_their_language(smtp: tuple[_Inbox, i
     assert b"METHOD:CANCEL" in part.get_payload(decode=True)
 
 
+async def test_the_invite_parts_say_their_charset_and_name() -> None:
+    """Outlook garbles a calendar part without a charset; some clients name an attachment
+    only from its content type."""
+    booking, _client = await _booked()
+    await Expert.update({Expert.display_name: "Élodie Déjà-Vu"}).where(Expert.id == booking.expert)
+    await booking_cancel(booking=booking, by_expert=True)
+    to_client = (
+        await Notification.objects()
+        .where(Notification.to_address == "c@example.org")
+        .order_by(Notification.id)
+    )
+    assert {n.ics_method for n in to_client} == {"REQUEST", "CANCEL"}
+    for notification in to_client:
+        raw = bytes(message_of(notification, "noreply@portal.test"))
+        message = email.message_from_bytes(raw, policy=policy.default)
+        calendar = _parts(message)["text/calendar"]
+        attachment = next(p for p in message.walk() if p.get_filename() == "invite.ics")
+        for part in (calendar, attachment):
+            assert 'charset="UTF-8"' in part["Content-Type"]
+            assert part.get_content_charset() == "utf-8"
+        assert calendar.get_param("method") == notification.ics_method
+        assert attachment.get_param("name") == "invite.ics"
+        assert attachment.get_content_disposition() == "attachment"
+    text = attachment.get_payload(decode=True).decode("utf-8")
+    assert "Élodie Déjà-Vu" in text and "METHOD:CANCEL" in text
+
+
 async def test_an_smtp_outage_is_retried_until_the_email_goes_once(
     smtp: tuple[_Inbox, int],
 ) -> None:
@@ -139,6 +159,63 @@ async def test_an_smtp_outage_is_retried_until_the_email_goes_once(
     assert await notifications_send_due(up, now=later) == 2
     assert await notifications_send_due(up, now=later + timedelta(hours=1)) == 0
     assert len(inbox.messages) == 2
+
+
+async def test_an_email_that_cannot_be_built_fails_alone_and_the_others_go(
+    smtp: tuple[_Inbox, int], client: AsyncClient
+) -> None:
+    """A row no email can carry (written before names were checked, say) is marked failed
+    with its error, shown to its expert, and never stops the round: the others go out."""
+    inbox, port = smtp
+    expert = await make_published_expert()
+    await Notification(
+        user=expert.user,
+        kind="purchase_receipt",
+        key="old:receipt",
+        to_address="expert@example.org",
+        subject="Receipt: X\r\nBcc: someone@example.org",
+        text="t",
+        html="<p>h</p>",
+    ).save()
+    await _booked(expert)  # two emails to send after it
+    settings = replace(get_settings(), smtp_url=f"smtp://127.0.0.1:{port}")
+    assert await send_notifications({"settings": settings}) == 2
+    assert sorted(m["To"] for m in inbox.messages) == ["c@example.org", "expert@example.org"]
+    assert not any("someone@example.org" in str(m) for m in inbox.messages)
+    bad = await Notification.objects().get(Notification.key == "old:receipt")
+    assert (bad.status, bad.attempts) == ("failed", 1)
+    assert bad.last_error.startswith("ValueError: Header values may not contain linefeed")
+    assert await send_notifications({"settings": settings}) == 0  # not again at once
+    await login(client, "expert@example.org")
+    page = (await client.get("/expert")).text
+    assert "1 email to you could not be sent" in page
+
+
+async def test_a_name_written_with_a_line_break_still_makes_one_subject_line(
+    smtp: tuple[_Inbox, int],
+) -> None:
+    """Names are checked when written; one from before (a pack sold under it) still gives a
+    subject of one line, and no header of its own."""
+    inbox, port = smtp
+    expert = await make_published_expert()
+    client = await make_user("c@example.org")
+    purchase = Purchase(
+        client=client.id,
+        expert=expert.id,
+        pack_name="Pack\r\nBcc: someone@example.org",
+        credits=10,
+        price_minor=100_00,
+        currency="EUR",
+        charter_version=1,
+        validity_months=12,
+    )
+    await purchase.save()
+    await purchase_receipt(purchase)
+    outbox = Outbox(smtp_url=f"smtp://127.0.0.1:{port}", folder=Path("/x"), sender="n@p.test")
+    assert await notifications_send_due(outbox) == 1
+    (message,) = inbox.messages
+    assert message["Subject"] == "Reçu\u202f: Pack Bcc: someone@example.org chez Alice Expert"
+    assert message["Bcc"] is None
 
 
 async def test_two_senders_at_once_send_each_email_once(smtp: tuple[_Inbox, int]) -> None:

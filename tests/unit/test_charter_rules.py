@@ -9,6 +9,7 @@ from portal import i18n
 from portal.charter import rules as r
 from portal.charter.presentation import changes
 from portal.charter.rules import DURATIONS, WEEKDAYS, Interval, Rules
+from portal.validation import SEPARATORS_AND_BIDI
 
 prices = st.dictionaries(st.sampled_from(DURATIONS), st.integers(1, r.MAX_PRICE), max_size=3)
 
@@ -69,9 +70,17 @@ def valid_rules(draw: st.DrawFn) -> Rules:
         daily_cap=draw(st.integers(0, 48)),
         credit_validity_months=draw(st.integers(1, 60)),
         # The form normalises line ends to "\n" (as browsers send "\r\n"); texts here have none.
-        # Text as a form can send it: any character but lone surrogates (not UTF-8).
+        # Text as a form can send it and a charter keeps: any character but lone surrogates
+        # (not UTF-8) and those no text may hold (line breaks and tabs are kept).
         intro=draw(
-            st.text(st.characters(exclude_characters="\r", exclude_categories=("Cs",)), max_size=50)
+            st.text(
+                st.characters(
+                    exclude_categories=("Cs", "Cc"),
+                    exclude_characters=SEPARATORS_AND_BIDI,
+                    include_characters="\n\t",
+                ),
+                max_size=50,
+            )
         ).strip(),
     )
 
