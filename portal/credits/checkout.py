@@ -10,8 +10,18 @@ import stripe
 
 from portal.credits.purchases import event_receive
 from portal.credits.tables import Purchase
+from portal.errors import N_, DomainError
 
 TEST_OUTCOMES = ("pay", "fail", "cancel")
+
+
+class PaymentsUnavailable(DomainError):
+    """No Stripe key and no test checkout: this portal cannot take a payment."""
+
+    code = "payments_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(N_("Payments are not available on this portal at the moment."))
 
 
 def stripe_client(*, api_key: str, api_base: str | None) -> stripe.StripeClient:
