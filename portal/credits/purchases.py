@@ -6,11 +6,19 @@ Webhook events are verified on the raw body, stored once by event id, then proce
 Processing is safe to repeat and to receive out of order: a grant has a unique key
 ("grant:purchase:<id>"), and a purchase's status only moves forward
 (pending -> processing -> paid; pending or processing -> failed or expired; never back).
+
+A signed event grants only the purchase it pays, at its price: the Checkout Session must be
+the purchase's own (the one recorded when it was created, or, if none was recorded, one
+whose metadata - which only the portal can set - names it), and its amount and currency
+those of the purchase. `client_reference_id` alone proves nothing: a Payment Link on the
+same Stripe account lets a customer choose it. Anything else is recorded on the purchase
+as a mismatch, logged, and grants nothing.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +32,8 @@ from portal.credits.tables import Lot, Purchase, PurchaseStatus, StripeEvent
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, DomainError, NotFound
 from portal.notify.messages import purchase_receipt
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_TOLERANCE_S = 300
 OPEN = (PurchaseStatus.pending.value, PurchaseStatus.processing.value)
@@ -91,15 +101,79 @@ async def purchase_of(*, client_id: int, purchase_id: int) -> Purchase:
     return purchase
 
 
-async def _purchase(purchase_id: Any) -> Purchase | None:
-    try:
-        return await Purchase.objects().where(Purchase.id == int(purchase_id)).first()
-    except (TypeError, ValueError):
+MAX_ID = 2**31 - 1  # the largest id the table can hold (a 32-bit serial on PostgreSQL)
+
+
+def _id_from(value: Any) -> int | None:
+    """A purchase id as the portal writes it (decimal digits), or None."""
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
         return None
+    if len(value) > len(str(MAX_ID)) or not 0 < int(value) <= MAX_ID:
+        return None
+    return int(value)
 
 
-async def purchase_paid(*, purchase: Purchase, payment_intent: str | None = None) -> Purchase:
-    """Grant the pack's credits (once, whatever calls this how often) and mark it paid."""
+async def _purchase(purchase_id: Any) -> Purchase | None:
+    found = _id_from(purchase_id)
+    if found is None:
+        return None
+    return await Purchase.objects().where(Purchase.id == found).first()
+
+
+def _shown(value: Any) -> str:
+    """An untrusted value, short enough for a log line or a note."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _pays(amount: Any, currency: Any, purchase: Purchase) -> bool:
+    return (
+        type(amount) is int
+        and amount == purchase.price_minor
+        and isinstance(currency, str)
+        and currency.upper() == purchase.currency.upper()
+    )
+
+
+def session_mismatch(purchase: Purchase, session: dict[str, Any]) -> str | None:
+    """Why this Checkout Session does not pay this purchase in full; None when it does.
+
+    With Adaptive Pricing the customer pays in their own currency: `amount_total` and
+    `currency` are then theirs, and `currency_conversion` holds the merchant's amount
+    (`amount_total`) and currency (`source_currency`), which must be the purchase's."""
+    session_id = session.get("id")
+    if purchase.checkout_session is not None:
+        if session_id != purchase.checkout_session:
+            return f"session {_shown(session_id)} is not the purchase's own"
+    else:
+        metadata = session.get("metadata")
+        named = metadata.get("purchase_id") if isinstance(metadata, dict) else None
+        if named != str(purchase.id) or not isinstance(session_id, str) or len(session_id) > 255:
+            return f"session {_shown(session_id)} was not created for this purchase"
+    amount, currency = session.get("amount_total"), session.get("currency")
+    conversion = session.get("currency_conversion")
+    if isinstance(conversion, dict):
+        amount, currency = conversion.get("amount_total"), conversion.get("source_currency")
+    if not _pays(amount, currency, purchase):
+        return (
+            f"session {_shown(session_id)} pays {_shown(amount)} {_shown(currency)}, "
+            f"not {purchase.price_minor} {purchase.currency}"
+        )
+    return None
+
+
+async def purchase_mismatch(*, purchase: Purchase, reason: str) -> None:
+    """A payment that names this purchase but does not pay it: noted, for the expert to
+    see, and logged; nothing is granted."""
+    log.warning("purchase %s: payment does not match, nothing granted: %s", purchase.id, reason)
+    await Purchase.update({Purchase.mismatch: reason[:1000]}).where(Purchase.id == purchase.id)
+
+
+async def purchase_paid(
+    *, purchase: Purchase, payment_intent: str | None = None, checkout_session: str | None = None
+) -> Purchase:
+    """Grant the pack's credits (once, whatever calls this how often) and mark it paid.
+    The caller has checked that the payment matches (`session_mismatch`)."""
     wallet = await ledger.wallet_for(client_id=purchase.client, expert_id=purchase.expert)
     paid_at = purchase.paid_at or datetime.now(UTC)
     entry = await ledger.grant(
@@ -116,6 +190,8 @@ async def purchase_paid(*, purchase: Purchase, payment_intent: str | None = None
     }
     if payment_intent:
         values[Purchase.payment_intent] = payment_intent
+    if checkout_session and purchase.checkout_session is None:
+        values[Purchase.checkout_session] = checkout_session  # never written down before
     await Purchase.update(values).where(Purchase.id == purchase.id)
     paid = await Purchase.objects().get(Purchase.id == purchase.id)
     await purchase_receipt(paid)  # once: its key names the purchase
@@ -131,20 +207,35 @@ async def purchase_advance(
     )
 
 
-async def _on_session(event_type: str, session: dict[str, Any]) -> None:
+PAYING = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+
+
+async def _on_session(event_id: str, event_type: str, session: dict[str, Any]) -> None:
     purchase = await _purchase(session.get("client_reference_id"))
     if purchase is None:
+        log.info("event %s: names no purchase of this portal", event_id)
         return  # not one of ours (another integration on the same account)
+    if (why := session_mismatch(purchase, session)) is not None:
+        if event_type in PAYING:
+            await purchase_mismatch(purchase=purchase, reason=f"event {event_id}: {why}")
+        else:
+            log.warning("event %s ignored for purchase %s: %s", event_id, purchase.id, why)
+        return
     intent = session.get("payment_intent")
+    intent = intent if isinstance(intent, str) and len(intent) <= 255 else None
     if event_type == "checkout.session.completed":
         if session.get("payment_status") in ("paid", "no_payment_required"):
-            await purchase_paid(purchase=purchase, payment_intent=intent)
+            await purchase_paid(
+                purchase=purchase, payment_intent=intent, checkout_session=session["id"]
+            )
         else:  # a delayed method: the money is not there yet
             await purchase_advance(
                 purchase, PurchaseStatus.processing, (PurchaseStatus.pending.value,)
             )
     elif event_type == "checkout.session.async_payment_succeeded":
-        await purchase_paid(purchase=purchase, payment_intent=intent)
+        await purchase_paid(
+            purchase=purchase, payment_intent=intent, checkout_session=session["id"]
+        )
     elif event_type == "checkout.session.async_payment_failed":
         await purchase_advance(purchase, PurchaseStatus.failed, OPEN)
     elif event_type == "checkout.session.expired":
@@ -251,7 +342,7 @@ async def event_process(*, event_id: str) -> None:
     event = json.loads(stored.payload)
     data = event["data"]["object"]
     if stored.type in HANDLED:
-        await _on_session(stored.type, data)
+        await _on_session(event_id, stored.type, data)
     elif stored.type == "charge.refunded":
         await _on_refund(data)
     elif stored.type in ("charge.dispute.created", "charge.dispute.closed"):

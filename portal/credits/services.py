@@ -189,7 +189,8 @@ SOLD_SHOWN = 100
 
 async def purchases_sold(*, expert_id: int, limit: int = SOLD_SHOWN) -> list[dict[str, Any]]:
     """The expert's latest purchases (any status), newest first, with the client and what
-    refunds or disputes took back; `shortfall` is what a refund could not take back."""
+    refunds or disputes took back; `shortfall` is what a refund could not take back;
+    `mismatch` why a payment naming it did not match it."""
     return (
         await Purchase.select(
             Purchase.id,
@@ -205,6 +206,7 @@ async def purchases_sold(*, expert_id: int, limit: int = SOLD_SHOWN) -> list[dic
             Purchase.refund_credits,
             Purchase.refund_shortfall,
             Purchase.disputed_credits,
+            Purchase.mismatch,
             Purchase.created_at,
             Purchase.paid_at,
         )

@@ -117,6 +117,9 @@ class Purchase(Table, tablename="credits_purchase"):
     refund_credits = Integer(default=0, null=False)
     refund_shortfall = Integer(default=0, null=False)
     disputed_credits = Integer(default=0, null=False)  # taken back while a dispute is open
+    # Why the last payment naming this purchase did not match it (another session, another
+    # amount or currency): it granted nothing; shown to the expert.
+    mismatch = Text(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
     paid_at = Timestamptz(null=True, default=None)
 

@@ -4,6 +4,7 @@ follows the payment."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import replace
@@ -13,7 +14,7 @@ from httpx import AsyncClient
 from portal.accounts.tables import Expert, User
 from portal.app import create_app
 from portal.charter.tables import CreditPack
-from portal.credits.tables import Purchase, PurchaseStatus, Wallet
+from portal.credits.tables import Purchase, PurchaseStatus, StripeEvent, Wallet
 from portal.settings import get_settings, load_settings
 from tests.integration.conftest import running
 from tests.stripe_stub import StripeStub
@@ -63,6 +64,13 @@ async def test_buying_through_the_test_checkout(client: AsyncClient) -> None:
     assert "hx-trigger" not in receipt.text  # settled: the page stops polling
     wallet = await Wallet.objects().first()
     assert wallet is not None and wallet.available == 10
+    # Its event names the session the test checkout recorded, and the purchase in metadata.
+    paid_purchase = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert paid_purchase.checkout_session == f"cs_local_{purchase.id}"
+    event = json.loads((await StripeEvent.objects().first()).payload)  # type: ignore[union-attr]
+    session = event["data"]["object"]
+    assert session["id"] == f"cs_local_{purchase.id}"
+    assert session["metadata"] == {"purchase_id": str(purchase.id)}
 
 
 async def test_a_failed_test_payment_adds_nothing(client: AsyncClient) -> None:

@@ -26,12 +26,17 @@ SECRET = get_settings().webhook_secret
 
 
 def _event(event_type: str, purchase: Purchase, n: int = 1, **session: Any) -> dict[str, Any]:
+    """The event Stripe sends for the purchase's Checkout Session (as created by the portal:
+    its price, its currency, the purchase id in its metadata)."""
     obj = {
         "object": "checkout.session",
         "id": f"cs_test_{purchase.id}",
         "client_reference_id": str(purchase.id),
+        "metadata": {"purchase_id": str(purchase.id)},
         "payment_intent": f"pi_{purchase.id}",
         "payment_status": "paid",
+        "amount_total": purchase.price_minor,
+        "currency": purchase.currency.lower(),
         **session,
     }
     return {
@@ -70,7 +75,12 @@ async def _purchase_by(email: str) -> Purchase:
     client = await make_user(email)
     expert = await Expert.objects().get(Expert.slug == "alice-expert")
     pack = await CreditPack.objects().get(CreditPack.expert == expert.id)
-    return await purchase_start(client_id=client.id, expert=expert, pack_id=pack.id)
+    purchase = await purchase_start(client_id=client.id, expert=expert, pack_id=pack.id)
+    # The client went to Stripe Checkout: the purchase records its session.
+    await Purchase.update({Purchase.checkout_session: f"cs_test_{purchase.id}"}).where(
+        Purchase.id == purchase.id
+    )
+    return await Purchase.objects().get(Purchase.id == purchase.id)
 
 
 async def _balance(purchase: Purchase) -> int:
@@ -278,3 +288,86 @@ async def test_a_dispute_takes_credits_back_until_it_is_won(client: AsyncClient)
     await _deliver(client, dispute("charge.dispute.closed", "won", 2))
     await _deliver(client, dispute("charge.dispute.closed", "won", 3))  # told twice
     assert await _balance(purchase) == 10
+
+
+MISMATCHES = {
+    "another session": {"id": "cs_test_someone_elses"},
+    "one cent": {"amount_total": 1},
+    "dollars": {"currency": "usd"},
+    "no amount": {"amount_total": None},
+    "amount as text": {"amount_total": "42000"},
+    "converted from too little": {
+        "amount_total": 68_000,
+        "currency": "jpy",
+        "currency_conversion": {"amount_total": 100, "source_currency": "eur", "fx_rate": "680"},
+    },
+    "converted from dollars": {
+        "amount_total": 68_000,
+        "currency": "jpy",
+        "currency_conversion": {"amount_total": 420_00, "source_currency": "usd"},
+    },
+}
+
+
+async def _expert_page(client: AsyncClient) -> list[str]:
+    await login(client, "expert@example.org")
+    page = (await client.get("/expert/clients")).text
+    return re.findall(r"<tr>(.*?)</tr>", page.split('id="purchases"')[1], flags=re.S)
+
+
+@pytest.mark.parametrize("problem", MISMATCHES)
+async def test_a_payment_that_does_not_match_its_purchase_grants_nothing(
+    client: AsyncClient, problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    purchase = await _purchase()
+    wrong = _event("checkout.session.completed", purchase, n=1, **MISMATCHES[problem])
+    response = await _deliver(client, wrong)
+    assert response.status_code == 200
+    assert await _balance(purchase) == 0 and await Entry.count() == 0
+    assert await StripeEvent.count() == 1
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.status == PurchaseStatus.pending.value
+    assert stored.mismatch is not None and wrong["id"] in stored.mismatch
+    assert any(r.levelname == "WARNING" and wrong["id"] in r.getMessage() for r in caplog.records)
+    (_header, row) = await _expert_page(client)
+    assert "Paiement non conforme" in row
+
+    # The real payment, arriving afterwards, is still granted, once.
+    await _deliver(client, _event("checkout.session.completed", purchase, n=2))
+    await _deliver(client, _event("checkout.session.async_payment_succeeded", purchase, n=3))
+    assert await _balance(purchase) == 10
+
+
+async def test_adaptive_pricing_pays_in_the_customers_currency(client: AsyncClient) -> None:
+    """With Adaptive Pricing the customer pays 68,000 JPY; Stripe says what it is in euros."""
+    purchase = await _purchase()
+    converted = {
+        "amount_total": 68_000,
+        "currency": "jpy",
+        "currency_conversion": {
+            "amount_subtotal": 420_00,
+            "amount_total": 420_00,
+            "fx_rate": "161.9",
+            "source_currency": "eur",
+        },
+    }
+    await _deliver(client, _event("checkout.session.completed", purchase, **converted))
+    assert await _balance(purchase) == 10
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.status == PurchaseStatus.paid.value and stored.mismatch is None
+
+
+async def test_a_session_never_recorded_is_recognised_by_its_metadata(
+    client: AsyncClient,
+) -> None:
+    """The portal created the session but died before writing its id down: the metadata,
+    which only the portal can set, names the purchase."""
+    purchase = await _purchase()
+    await Purchase.update({Purchase.checkout_session: None}).where(Purchase.id == purchase.id)
+    stranger = _event("checkout.session.completed", purchase, n=1, metadata={})
+    await _deliver(client, stranger)  # a Payment Link given ?client_reference_id=<id>
+    assert await _balance(purchase) == 0
+    await _deliver(client, _event("checkout.session.completed", purchase, n=2))
+    assert await _balance(purchase) == 10
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.checkout_session == f"cs_test_{purchase.id}"  # written down now
