@@ -102,6 +102,35 @@ async def purchase_of(*, client_id: int, purchase_id: int) -> Purchase:
 
 
 MAX_ID = 2**31 - 1  # the largest id the table can hold (a 32-bit serial on PostgreSQL)
+MAX_AMOUNT = 2**31 - 1  # amounts are 32-bit integers too
+
+
+class Malformed(ValueError):
+    """A signed event whose content is not what Stripe sends: stored, logged, not applied."""
+
+
+def _amount(obj: dict[str, Any], name: str) -> int:
+    value = obj.get(name)
+    if type(value) is not int or not 0 <= value <= MAX_AMOUNT:
+        raise Malformed(f"{name} is {_shown(value)}")
+    return value
+
+
+def _ref(obj: dict[str, Any], name: str) -> str | None:
+    """A Stripe id (`ch_...`, `pi_...`) or None when absent."""
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 255:
+        raise Malformed(f"{name} is {_shown(value)}")
+    return value
+
+
+def _currency(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or len(value) != 3 or not value.isascii() or not value.isalpha():
+        raise Malformed(f"{name} is {_shown(value)}")
+    return value.upper()
 
 
 def _id_from(value: Any) -> int | None:
@@ -269,30 +298,38 @@ async def _wallet_id(purchase: Purchase) -> int:
 async def _on_refund(charge: dict[str, Any]) -> None:
     """Refunded amounts are cumulative: take back the credits of the new share only.
 
-    The rule: a refund of a share of the price takes back that share of the credits
-    (rounded down) from the purchase's lot; what was already used, held or expired cannot
-    be taken and is recorded as the purchase's shortfall, for the expert to see.
+    The rule: a refund of a share of the charge takes back that share of the credits
+    (rounded down) from the purchase's lot. The share is of the charge as it was made, in
+    its own currency: with Adaptive Pricing a 420 € pack may be charged 68,000 JPY and
+    refunded in yen. What was already used, held or expired cannot be taken and is
+    recorded as the purchase's shortfall, for the expert to see.
     """
+    amount, refunded = _amount(charge, "amount"), _amount(charge, "amount_refunded")
+    currency = _currency(charge, "currency")
+    if amount == 0 or refunded > amount:
+        raise Malformed(f"amount_refunded {refunded} of a charge of {amount}")
     async with write_transaction():
-        purchase = await _locked_purchase(charge.get("payment_intent"))
+        purchase = await _locked_purchase(_ref(charge, "payment_intent"))
         if purchase is None:
             return
-        refunded = int(charge.get("amount_refunded") or 0)
-        target = min(purchase.credits, purchase.credits * refunded // purchase.price_minor)
-        asked = target - purchase.refund_credits
-        if asked <= 0:  # an older or repeated event
-            return
-        _entry, short = await ledger.refund(
-            wallet_id=await _wallet_id(purchase),
-            lot_id=purchase.lot,
-            credits=asked,
-            key=f"refund:purchase:{purchase.id}:{target}",
-            reference=f"purchase:{purchase.id}",
-        )
+        target = purchase.credits * refunded // amount
+        if refunded <= purchase.refunded_minor and target <= purchase.refund_credits:
+            return  # an older or repeated event
+        asked, short = target - purchase.refund_credits, 0
+        if asked > 0:
+            _entry, short = await ledger.refund(
+                wallet_id=await _wallet_id(purchase),
+                lot_id=purchase.lot,
+                credits=asked,
+                key=f"refund:purchase:{purchase.id}:{target}",
+                reference=f"purchase:{purchase.id}",
+            )
         await Purchase.update(
             {
                 Purchase.refunded_minor: max(refunded, purchase.refunded_minor),
-                Purchase.refund_credits: target,
+                Purchase.refund_currency: currency,
+                Purchase.charged_minor: amount,
+                Purchase.refund_credits: max(target, purchase.refund_credits),
                 Purchase.refund_shortfall: Purchase.refund_shortfall + short,
             }
         ).where(Purchase.id == purchase.id)
@@ -341,12 +378,15 @@ async def event_process(*, event_id: str) -> None:
         raise NotFound()
     event = json.loads(stored.payload)
     data = event["data"]["object"]
-    if stored.type in HANDLED:
-        await _on_session(event_id, stored.type, data)
-    elif stored.type == "charge.refunded":
-        await _on_refund(data)
-    elif stored.type in ("charge.dispute.created", "charge.dispute.closed"):
-        await _on_dispute(stored.type, data)
+    try:
+        if stored.type in HANDLED:
+            await _on_session(event_id, stored.type, data)
+        elif stored.type == "charge.refunded":
+            await _on_refund(data)
+        elif stored.type in ("charge.dispute.created", "charge.dispute.closed"):
+            await _on_dispute(stored.type, data)
+    except Malformed as exc:
+        log.warning("event %s (%s) is malformed, nothing applied: %s", event_id, stored.type, exc)
     await StripeEvent.update({StripeEvent.processed_at: datetime.now(UTC)}).where(
         StripeEvent.id == stored.id
     )

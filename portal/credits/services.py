@@ -203,6 +203,7 @@ async def purchases_sold(*, expert_id: int, limit: int = SOLD_SHOWN) -> list[dic
             Purchase.charter_version,
             Purchase.status,
             Purchase.refunded_minor,
+            Purchase.refund_currency,
             Purchase.refund_credits,
             Purchase.refund_shortfall,
             Purchase.disputed_credits,
@@ -217,13 +218,15 @@ async def purchases_sold(*, expert_id: int, limit: int = SOLD_SHOWN) -> list[dic
 
 
 async def sales_total(*, expert_id: int) -> dict[str, int]:
-    """Currency -> minor units paid and not refunded, over every paid purchase."""
+    """Currency -> minor units paid and not refunded, over every paid purchase. A refund
+    takes back its share of the charge (it may be in the customer's currency) from the
+    price, rounded in the expert's favour by less than a cent."""
     rows = await Purchase.select(
-        Purchase.currency, Purchase.price_minor, Purchase.refunded_minor
+        Purchase.currency, Purchase.price_minor, Purchase.refunded_minor, Purchase.charged_minor
     ).where((Purchase.expert == expert_id) & (Purchase.status == PurchaseStatus.paid.value))
     totals: dict[str, int] = {}
     for row in rows:
-        totals[row["currency"]] = (
-            totals.get(row["currency"], 0) + row["price_minor"] - row["refunded_minor"]
-        )
+        price = row["price_minor"]
+        refunded = price * row["refunded_minor"] // (row["charged_minor"] or price)
+        totals[row["currency"]] = totals.get(row["currency"], 0) + price - refunded
     return totals

@@ -111,7 +111,11 @@ class Purchase(Table, tablename="credits_purchase"):
     checkout_session = Varchar(length=255, null=True, default=None, unique=True)
     payment_intent = Varchar(length=255, null=True, default=None, index=True)
     lot = ForeignKey(Lot, null=True, default=None, on_delete=OnDelete.restrict)
-    refunded_minor = Integer(default=0, null=False)  # cumulative, as Stripe reports it
+    # Refunds as the charge reports them: cumulative, in the charge's currency (with Adaptive
+    # Pricing, the customer's), beside the amount the charge took in that currency.
+    refunded_minor = Integer(default=0, null=False)
+    refund_currency = Varchar(length=3, null=True, default=None)  # None: the purchase's
+    charged_minor = Integer(default=0, null=False)  # 0: the purchase's price
     # Credits a refund asks back (the refunded share of the price, rounded down), and what
     # of it could not be taken because it was already used, held or expired.
     refund_credits = Integer(default=0, null=False)

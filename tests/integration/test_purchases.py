@@ -202,7 +202,15 @@ async def test_events_that_are_not_ours_are_acknowledged(client: AsyncClient) ->
     assert await Entry.count() == 0 and await StripeEvent.count() == 2
 
 
-def _charge(purchase: Purchase, refunded: int, n: int) -> dict[str, Any]:
+def _charge(
+    purchase: Purchase,
+    refunded: int,
+    n: int,
+    *,
+    amount: int | None = None,
+    currency: str | None = None,
+) -> dict[str, Any]:
+    """`charge.refunded` for the purchase's charge (in the purchase's currency unless said)."""
     return {
         "id": f"evt_refund_{purchase.id}_{n}",
         "object": "event",
@@ -212,7 +220,8 @@ def _charge(purchase: Purchase, refunded: int, n: int) -> dict[str, Any]:
                 "object": "charge",
                 "id": f"ch_{purchase.id}",
                 "payment_intent": f"pi_{purchase.id}",
-                "amount": purchase.price_minor,
+                "amount": purchase.price_minor if amount is None else amount,
+                "currency": (currency or purchase.currency).lower(),
                 "amount_refunded": refunded,
             }
         },
@@ -371,3 +380,32 @@ async def test_a_session_never_recorded_is_recognised_by_its_metadata(
     assert await _balance(purchase) == 10
     stored = await Purchase.objects().get(Purchase.id == purchase.id)
     assert stored.checkout_session == f"cs_test_{purchase.id}"  # written down now
+
+
+async def test_a_refund_in_the_customers_currency_takes_back_its_share(
+    client: AsyncClient,
+) -> None:
+    """Paid 68,000 JPY for a 420 € pack (Adaptive Pricing): the charge and its refunds are in
+    yen. Half the charge refunded is half the credits, whatever the euro price."""
+    purchase = await _purchase()
+    converted = {
+        "amount_total": 68_000,
+        "currency": "jpy",
+        "currency_conversion": {"amount_total": 420_00, "source_currency": "eur"},
+    }
+    await _deliver(client, _event("checkout.session.completed", purchase, **converted))
+    await _deliver(client, _charge(purchase, 34_000, 1, amount=68_000, currency="jpy"))
+    assert await _balance(purchase) == 5
+    await _deliver(client, _charge(purchase, 47_600, 2, amount=68_000, currency="jpy"))  # 70 %
+    assert await _balance(purchase) == 3
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert (stored.refunded_minor, stored.refund_currency, stored.refund_credits) == (
+        47_600,
+        "JPY",
+        7,
+    )
+    (_header, row) = await _expert_page(client)
+    assert "47\u202f600\u00a0JPY remboursés, 7 crédits repris" in row
+    page = (await client.get("/expert/clients")).text
+    # 30 % of the price kept: 126 € net of refunds.
+    assert "Payé, remboursements déduits\u202f: <strong>126,00\u00a0€</strong>" in page
