@@ -26,10 +26,12 @@ import stripe
 
 from portal.accounts.tables import Expert
 from portal.charter.services import pack_of, version_current
-from portal.credits import ledger
+from portal.credits import ledger, stripe_fields
+from portal.credits.reversals import charge_learnt, charge_recall, reversal_apply
 from portal.credits.services import add_months
-from portal.credits.tables import Lot, Purchase, PurchaseStatus, StripeEvent
-from portal.db import is_postgres, is_unique_violation, write_transaction
+from portal.credits.stripe_fields import Malformed, shown
+from portal.credits.tables import Purchase, PurchaseStatus, StripeEvent
+from portal.db import is_unique_violation
 from portal.errors import N_, Conflict, DomainError, NotFound
 from portal.notify.messages import purchase_receipt
 
@@ -101,58 +103,11 @@ async def purchase_of(*, client_id: int, purchase_id: int) -> Purchase:
     return purchase
 
 
-MAX_ID = 2**31 - 1  # the largest id the table can hold (a 32-bit serial on PostgreSQL)
-MAX_AMOUNT = 2**31 - 1  # amounts are 32-bit integers too
-
-
-class Malformed(ValueError):
-    """A signed event whose content is not what Stripe sends: stored, logged, not applied."""
-
-
-def _amount(obj: dict[str, Any], name: str) -> int:
-    value = obj.get(name)
-    if type(value) is not int or not 0 <= value <= MAX_AMOUNT:
-        raise Malformed(f"{name} is {_shown(value)}")
-    return value
-
-
-def _ref(obj: dict[str, Any], name: str) -> str | None:
-    """A Stripe id (`ch_...`, `pi_...`) or None when absent."""
-    value = obj.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 0 < len(value) <= 255:
-        raise Malformed(f"{name} is {_shown(value)}")
-    return value
-
-
-def _currency(obj: dict[str, Any], name: str) -> str:
-    value = obj.get(name)
-    if not isinstance(value, str) or len(value) != 3 or not value.isascii() or not value.isalpha():
-        raise Malformed(f"{name} is {_shown(value)}")
-    return value.upper()
-
-
-def _id_from(value: Any) -> int | None:
-    """A purchase id as the portal writes it (decimal digits), or None."""
-    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
-        return None
-    if len(value) > len(str(MAX_ID)) or not 0 < int(value) <= MAX_ID:
-        return None
-    return int(value)
-
-
 async def _purchase(purchase_id: Any) -> Purchase | None:
-    found = _id_from(purchase_id)
+    found = stripe_fields.purchase_id(purchase_id)
     if found is None:
         return None
     return await Purchase.objects().where(Purchase.id == found).first()
-
-
-def _shown(value: Any) -> str:
-    """An untrusted value, short enough for a log line or a note."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _pays(amount: Any, currency: Any, purchase: Purchase) -> bool:
@@ -173,19 +128,19 @@ def session_mismatch(purchase: Purchase, session: dict[str, Any]) -> str | None:
     session_id = session.get("id")
     if purchase.checkout_session is not None:
         if session_id != purchase.checkout_session:
-            return f"session {_shown(session_id)} is not the purchase's own"
+            return f"session {shown(session_id)} is not the purchase's own"
     else:
         metadata = session.get("metadata")
         named = metadata.get("purchase_id") if isinstance(metadata, dict) else None
         if named != str(purchase.id) or not isinstance(session_id, str) or len(session_id) > 255:
-            return f"session {_shown(session_id)} was not created for this purchase"
+            return f"session {shown(session_id)} was not created for this purchase"
     amount, currency = session.get("amount_total"), session.get("currency")
     conversion = session.get("currency_conversion")
     if isinstance(conversion, dict):
         amount, currency = conversion.get("amount_total"), conversion.get("source_currency")
     if not _pays(amount, currency, purchase):
         return (
-            f"session {_shown(session_id)} pays {_shown(amount)} {_shown(currency)}, "
+            f"session {shown(session_id)} pays {shown(amount)} {shown(currency)}, "
             f"not {purchase.price_minor} {purchase.currency}"
         )
     return None
@@ -224,6 +179,7 @@ async def purchase_paid(
     await Purchase.update(values).where(Purchase.id == purchase.id)
     paid = await Purchase.objects().get(Purchase.id == purchase.id)
     await purchase_receipt(paid)  # once: its key names the purchase
+    await charge_recall(paid)  # refunds or disputes that came first
     return paid
 
 
@@ -279,112 +235,19 @@ HANDLED = {
 }
 
 
-async def _locked_purchase(payment_intent: str | None) -> Purchase | None:
-    """Inside a write transaction: the paid purchase of this payment, its changes queued."""
-    if not payment_intent:
-        return None
-    query = Purchase.objects().where(
-        (Purchase.payment_intent == payment_intent) & Purchase.lot.is_not_null()
-    )
-    if is_postgres():
-        query = query.lock_rows()
-    return await query.first()
-
-
-async def _wallet_id(purchase: Purchase) -> int:
-    return (await ledger.wallet_for(client_id=purchase.client, expert_id=purchase.expert)).id
-
-
-async def _on_refund(charge: dict[str, Any]) -> None:
-    """Refunded amounts are cumulative: take back the credits of the new share only.
-
-    The rule: a refund of a share of the charge takes back that share of the credits
-    (rounded down) from the purchase's lot. The share is of the charge as it was made, in
-    its own currency: with Adaptive Pricing a 420 € pack may be charged 68,000 JPY and
-    refunded in yen. What was already used, held or expired cannot be taken and is
-    recorded as the purchase's shortfall, for the expert to see.
-    """
-    amount, refunded = _amount(charge, "amount"), _amount(charge, "amount_refunded")
-    currency = _currency(charge, "currency")
-    if amount == 0 or refunded > amount:
-        raise Malformed(f"amount_refunded {refunded} of a charge of {amount}")
-    async with write_transaction():
-        purchase = await _locked_purchase(_ref(charge, "payment_intent"))
-        if purchase is None:
-            return
-        target = purchase.credits * refunded // amount
-        if refunded <= purchase.refunded_minor and target <= purchase.refund_credits:
-            return  # an older or repeated event
-        asked, short = target - purchase.refund_credits, 0
-        if asked > 0:
-            _entry, short = await ledger.refund(
-                wallet_id=await _wallet_id(purchase),
-                lot_id=purchase.lot,
-                credits=asked,
-                key=f"refund:purchase:{purchase.id}:{target}",
-                reference=f"purchase:{purchase.id}",
-            )
-        await Purchase.update(
-            {
-                Purchase.refunded_minor: max(refunded, purchase.refunded_minor),
-                Purchase.refund_currency: currency,
-                Purchase.charged_minor: amount,
-                Purchase.refund_credits: max(target, purchase.refund_credits),
-                Purchase.refund_shortfall: Purchase.refund_shortfall + short,
-            }
-        ).where(Purchase.id == purchase.id)
-
-
-async def _on_dispute(event_type: str, dispute: dict[str, Any]) -> None:
-    """A dispute takes back the purchase's unused credits while it is open; won, they
-    come back as a lot of their own (with the original expiry); lost, they stay taken."""
-    async with write_transaction():
-        purchase = await _locked_purchase(dispute.get("payment_intent"))
-        if purchase is None:
-            return
-        wallet_id = await _wallet_id(purchase)
-        if event_type == "charge.dispute.created" and purchase.disputed_credits == 0:
-            entry, _short = await ledger.refund(
-                wallet_id=wallet_id,
-                lot_id=purchase.lot,
-                credits=purchase.credits,
-                key=f"dispute:purchase:{purchase.id}",
-                reference=f"purchase:{purchase.id}",
-            )
-            taken = -entry.amount if entry is not None else 0
-            await Purchase.update({Purchase.disputed_credits: taken}).where(
-                Purchase.id == purchase.id
-            )
-        elif (
-            event_type == "charge.dispute.closed"
-            and dispute.get("status") == "won"
-            and purchase.disputed_credits > 0
-        ):
-            lot = await Lot.objects().get(Lot.id == purchase.lot)
-            await ledger.grant(
-                wallet_id=wallet_id,
-                credits=purchase.disputed_credits,
-                expires_at=lot.expires_at,
-                reference=f"purchase:{purchase.id}",
-                key=f"dispute-won:purchase:{purchase.id}",
-            )
-            await Purchase.update({Purchase.disputed_credits: 0}).where(Purchase.id == purchase.id)
-
-
 async def event_process(*, event_id: str) -> None:
     """Act on a stored event; safe to run again."""
     stored = await StripeEvent.objects().where(StripeEvent.event_id == event_id).first()
     if stored is None:
         raise NotFound()
-    event = json.loads(stored.payload)
-    data = event["data"]["object"]
     try:
+        data = stripe_fields.event_object(stored.payload)
         if stored.type in HANDLED:
             await _on_session(event_id, stored.type, data)
-        elif stored.type == "charge.refunded":
-            await _on_refund(data)
-        elif stored.type in ("charge.dispute.created", "charge.dispute.closed"):
-            await _on_dispute(stored.type, data)
+        else:
+            await reversal_apply(stored.type, data)
+        if stored.charge and stored.payment_intent:
+            await charge_learnt(charge=stored.charge, payment_intent=stored.payment_intent)
     except Malformed as exc:
         log.warning("event %s (%s) is malformed, nothing applied: %s", event_id, stored.type, exc)
     await StripeEvent.update({StripeEvent.processed_at: datetime.now(UTC)}).where(
@@ -402,7 +265,10 @@ async def event_receive(*, payload: bytes, signature: str | None, secret: str) -
     except (stripe.SignatureVerificationError, ValueError, KeyError, TypeError) as exc:
         raise InvalidSignature() from exc
     try:
-        await StripeEvent(event_id=event_id, type=event_type, payload=text).save()
+        charge, intent = stripe_fields.payment_refs(event)
+        await StripeEvent(
+            event_id=event_id, type=event_type, payload=text, charge=charge, payment_intent=intent
+        ).save()
         first = True
     except Exception as exc:  # the same event again (Stripe retries, or a duplicate)
         if not is_unique_violation(exc):

@@ -274,29 +274,140 @@ async def test_a_refund_of_used_credits_records_the_shortfall(client: AsyncClien
     assert "Payé, remboursements déduits\u202f: <strong>0,00\u00a0€</strong>" in page
 
 
+def _dispute(
+    purchase: Purchase,
+    event_type: str,
+    status: str,
+    n: int,
+    *,
+    dispute_id: str = "dp_1",
+    payment_intent: bool = True,
+) -> dict[str, Any]:
+    """A dispute event on the purchase's charge; without `payment_intent` as in Stripe's own
+    fixture (`"payment_intent": null`), only the charge names the payment."""
+    return {
+        "id": f"evt_dispute_{n}",
+        "object": "event",
+        "type": event_type,
+        "data": {
+            "object": {
+                "object": "dispute",
+                "id": dispute_id,
+                "status": status,
+                "charge": f"ch_{purchase.id}",
+                "payment_intent": f"pi_{purchase.id}" if payment_intent else None,
+                "amount": purchase.price_minor,
+                "currency": purchase.currency.lower(),
+            }
+        },
+    }
+
+
+def _charge_succeeded(purchase: Purchase) -> dict[str, Any]:
+    event = _charge(purchase, 0, 0)
+    event["id"], event["type"] = f"evt_charge_{purchase.id}", "charge.succeeded"
+    return event
+
+
 async def test_a_dispute_takes_credits_back_until_it_is_won(client: AsyncClient) -> None:
     purchase = await _paid(client)
-
-    def dispute(event_type: str, status: str, n: int) -> dict[str, Any]:
-        return {
-            "id": f"evt_dispute_{n}",
-            "object": "event",
-            "type": event_type,
-            "data": {
-                "object": {
-                    "object": "dispute",
-                    "id": "dp_1",
-                    "status": status,
-                    "payment_intent": f"pi_{purchase.id}",
-                }
-            },
-        }
-
-    await _deliver(client, dispute("charge.dispute.created", "needs_response", 1))
+    await _deliver(client, _dispute(purchase, "charge.dispute.created", "needs_response", 1))
     assert await _balance(purchase) == 0
-    await _deliver(client, dispute("charge.dispute.closed", "won", 2))
-    await _deliver(client, dispute("charge.dispute.closed", "won", 3))  # told twice
+    await _deliver(client, _dispute(purchase, "charge.dispute.closed", "won", 2))
+    await _deliver(client, _dispute(purchase, "charge.dispute.closed", "won", 3))  # told twice
     assert await _balance(purchase) == 10
+
+
+async def test_an_inquiry_closed_without_chargeback_gives_the_credits_back(
+    client: AsyncClient,
+) -> None:
+    purchase = await _paid(client)
+    await _deliver(
+        client, _dispute(purchase, "charge.dispute.created", "warning_needs_response", 1)
+    )
+    assert await _balance(purchase) == 0
+    await _deliver(client, _dispute(purchase, "charge.dispute.closed", "warning_closed", 2))
+    assert await _balance(purchase) == 10
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.disputed_credits == 0
+
+
+@pytest.mark.parametrize("order", ["charge first", "session first", "dispute first"])
+async def test_a_dispute_without_payment_intent_is_found_by_its_charge(
+    client: AsyncClient, order: str
+) -> None:
+    """The charge is learnt from `charge.*` events, which may come before or after the
+    session's; a dispute that arrives before anything names its charge waits for it."""
+    purchase = await _purchase()
+    paid = _event("checkout.session.completed", purchase)
+    created = _dispute(
+        purchase, "charge.dispute.created", "needs_response", 1, payment_intent=False
+    )
+    events = {
+        "charge first": [_charge_succeeded(purchase), paid, created],
+        "session first": [paid, _charge_succeeded(purchase), created],
+        "dispute first": [created, paid, _charge_succeeded(purchase)],
+    }[order]
+    for event in events:
+        assert (await _deliver(client, event)).status_code == 200
+    assert await _balance(purchase) == 0
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert (stored.charge, stored.disputed_credits) == (f"ch_{purchase.id}", 10)
+    closed = _dispute(purchase, "charge.dispute.closed", "won", 2, payment_intent=False)
+    await _deliver(client, closed)
+    assert await _balance(purchase) == 10
+
+
+async def test_a_refund_names_the_charge_of_the_purchase(client: AsyncClient) -> None:
+    purchase = await _paid(client)
+    await _deliver(client, _charge(purchase, 42_00, 1))  # 10 % refunded: 1 credit
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.charge == f"ch_{purchase.id}"
+    await _deliver(
+        client,
+        _dispute(purchase, "charge.dispute.created", "needs_response", 2, payment_intent=False),
+    )
+    assert await _balance(purchase) == 0
+
+
+async def test_a_second_dispute_on_a_settled_charge_changes_nothing(client: AsyncClient) -> None:
+    purchase = await _paid(client)
+    await _deliver(client, _dispute(purchase, "charge.dispute.created", "needs_response", 1))
+    await _deliver(client, _dispute(purchase, "charge.dispute.closed", "won", 2))
+    assert await _balance(purchase) == 10
+    # The first dispute told again as new, then another dispute of the same charge.
+    await _deliver(client, _dispute(purchase, "charge.dispute.created", "needs_response", 3))
+    again = {"dispute_id": "dp_2"}
+    await _deliver(
+        client, _dispute(purchase, "charge.dispute.created", "needs_response", 4, **again)
+    )
+    await _deliver(client, _dispute(purchase, "charge.dispute.closed", "lost", 5, **again))
+    assert await _balance(purchase) == 10
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.disputed_credits == 0
+    refunds = await Entry.count().where(Entry.kind == "refund")
+    assert refunds == 1  # the first dispute's, given back since
+
+
+async def test_a_lost_dispute_keeps_the_credits_and_says_so(client: AsyncClient) -> None:
+    purchase = await _paid(client)
+    await _deliver(client, _dispute(purchase, "charge.dispute.created", "needs_response", 1))
+    await _deliver(client, _dispute(purchase, "charge.dispute.closed", "lost", 2))
+    await _deliver(client, _dispute(purchase, "charge.dispute.closed", "won", 3))  # contradicts
+    assert await _balance(purchase) == 0
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.disputed_credits == 0  # settled: no longer "until the dispute is settled"
+
+
+async def test_credits_given_back_after_a_dispute_can_be_refunded(client: AsyncClient) -> None:
+    """Won, the credits return to the purchase's lot: a refund afterwards finds them."""
+    purchase = await _paid(client)
+    await _deliver(client, _dispute(purchase, "charge.dispute.created", "needs_response", 1))
+    await _deliver(client, _dispute(purchase, "charge.dispute.closed", "won", 2))
+    await _deliver(client, _charge(purchase, 420_00, 3))
+    assert await _balance(purchase) == 0
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert (stored.refund_credits, stored.refund_shortfall) == (10, 0)
 
 
 MISMATCHES = {
