@@ -17,8 +17,8 @@ as a mismatch, logged, and grants nothing.
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,7 +45,7 @@ class InvalidSignature(DomainError):
     code = "invalid_signature"
 
     def __init__(self) -> None:
-        super().__init__(N_("The webhook signature is missing, wrong or too old."))
+        super().__init__(N_("The webhook signature is missing, wrong, too old or in the future."))
 
 
 REUSE_PENDING = timedelta(minutes=30)
@@ -132,7 +132,7 @@ def session_mismatch(purchase: Purchase, session: dict[str, Any]) -> str | None:
     else:
         metadata = session.get("metadata")
         named = metadata.get("purchase_id") if isinstance(metadata, dict) else None
-        if named != str(purchase.id) or not isinstance(session_id, str) or len(session_id) > 255:
+        if named != str(purchase.id) or not stripe_fields.is_id(session_id):
             return f"session {shown(session_id)} was not created for this purchase"
     amount, currency = session.get("amount_total"), session.get("currency")
     conversion = session.get("currency_conversion")
@@ -196,7 +196,13 @@ PAYING = {"checkout.session.completed", "checkout.session.async_payment_succeede
 
 
 async def _on_session(event_id: str, event_type: str, session: dict[str, Any]) -> None:
-    purchase = await _purchase(session.get("client_reference_id"))
+    reference = session.get("client_reference_id")
+    if reference is not None and not isinstance(reference, str):
+        raise Malformed(f"client_reference_id is {shown(reference)}")
+    for name in ("metadata", "currency_conversion"):
+        if not isinstance(session.get(name), dict | None):
+            raise Malformed(f"{name} is {shown(session.get(name))}")
+    purchase = await _purchase(reference)
     if purchase is None:
         log.info("event %s: names no purchase of this portal", event_id)
         return  # not one of ours (another integration on the same account)
@@ -206,10 +212,9 @@ async def _on_session(event_id: str, event_type: str, session: dict[str, Any]) -
         else:
             log.warning("event %s ignored for purchase %s: %s", event_id, purchase.id, why)
         return
-    intent = session.get("payment_intent")
-    intent = intent if isinstance(intent, str) and len(intent) <= 255 else None
+    intent = stripe_fields.ref(session, "payment_intent")
     if event_type == "checkout.session.completed":
-        if session.get("payment_status") in ("paid", "no_payment_required"):
+        if stripe_fields.status(session, "payment_status") in ("paid", "no_payment_required"):
             await purchase_paid(
                 purchase=purchase, payment_intent=intent, checkout_session=session["id"]
             )
@@ -243,7 +248,9 @@ async def event_process(*, event_id: str) -> None:
     try:
         data = stripe_fields.event_object(stored.payload)
         if stored.type in HANDLED:
-            await _on_session(event_id, stored.type, data)
+            await _on_session(
+                event_id, stored.type, stripe_fields.of_kind(data, "checkout.session")
+            )
         else:
             await reversal_apply(stored.type, data)
         if stored.charge and stored.payment_intent:
@@ -255,25 +262,52 @@ async def event_process(*, event_id: str) -> None:
     )
 
 
+def _signed_at(header: str) -> int:
+    """The time in a verified Stripe-Signature header (`t=...`), as Stripe's SDK reads it."""
+    items = [item.split("=", 2) for item in header.split(",")]
+    return int(next(item[1] for item in items if item[0] == "t"))
+
+
 async def event_receive(*, payload: bytes, signature: str | None, secret: str) -> bool:
-    """Verify, store once, process. False when the event had already been received."""
+    """Verify, store once, process. False when the event had already been received.
+
+    Signed but unreadable (not an event, or not the shapes Stripe sends): stored, logged
+    and acknowledged, so that Stripe does not retry it for days; nothing is applied."""
     text = payload.decode("utf-8", errors="replace")
     try:
         stripe.WebhookSignature.verify_header(text, signature, secret, SIGNATURE_TOLERANCE_S)
-        event = json.loads(text)
-        event_id, event_type = str(event["id"]), str(event["type"])
-    except (stripe.SignatureVerificationError, ValueError, KeyError, TypeError) as exc:
+    except stripe.SignatureVerificationError as exc:
         raise InvalidSignature() from exc
-    try:
+    assert signature is not None  # verified
+    if _signed_at(signature) > time.time() + SIGNATURE_TOLERANCE_S:
+        raise InvalidSignature()  # the SDK only refuses signatures too old
+    found = stripe_fields.envelope(text)
+    if found is None:
+        event_id, event_type, charge, intent = (
+            stripe_fields.unreadable_id(text),
+            "unreadable",
+            None,
+            None,
+        )
+    else:
+        event_id, event_type, event = found
         charge, intent = stripe_fields.payment_refs(event)
+    try:
         await StripeEvent(
-            event_id=event_id, type=event_type, payload=text, charge=charge, payment_intent=intent
+            event_id=event_id,
+            type=event_type,
+            payload=text.replace("\x00", "\ufffd"),  # PostgreSQL text holds no NUL
+            charge=charge,
+            payment_intent=intent,
         ).save()
         first = True
     except Exception as exc:  # the same event again (Stripe retries, or a duplicate)
         if not is_unique_violation(exc):
             raise
         first = False
+    if found is None:
+        log.warning("event %s is unreadable: stored, nothing applied", event_id)
+        return first
     # Process even a repeat: the first delivery may have stored it and died before acting.
     await event_process(event_id=event_id)
     return first

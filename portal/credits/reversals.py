@@ -24,7 +24,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from portal.credits import ledger
-from portal.credits.stripe_fields import Malformed, amount, currency, event_object, ref, shown
+from portal.credits.stripe_fields import (
+    Malformed,
+    amount,
+    currency,
+    event_object,
+    of_kind,
+    ref,
+    shown,
+    status,
+)
 from portal.credits.tables import Dispute, Purchase, StripeEvent
 from portal.db import is_postgres, write_transaction
 
@@ -91,12 +100,10 @@ async def refund_apply(charge: dict[str, Any]) -> None:
 async def dispute_apply(event_type: str, dispute: dict[str, Any]) -> None:
     """`charge.dispute.created` or `.closed`, in any order and as often as Stripe likes."""
     dispute_id = ref(dispute, "id", required=True)
-    status = dispute.get("status")
-    if not isinstance(status, str) or not 0 < len(status) <= 32:
-        raise Malformed(f"status is {shown(status)}")
+    told = status(dispute, "status")
     closing = event_type == "charge.dispute.closed"
-    if closing and status not in CLOSED:
-        raise Malformed(f"closed with status {shown(status)}")
+    if closing and told not in CLOSED:
+        raise Malformed(f"closed with status {shown(told)}")
     async with write_transaction():
         purchase = await _locked_purchase(
             ref(dispute, "payment_intent"), ref(dispute, "charge", required=True)
@@ -106,7 +113,7 @@ async def dispute_apply(event_type: str, dispute: dict[str, Any]) -> None:
             return
         row = await Dispute.objects().where(Dispute.dispute_id == dispute_id).first()
         if row is None:
-            row = Dispute(dispute_id=dispute_id, purchase=purchase.id, status=status)
+            row = Dispute(dispute_id=dispute_id, purchase=purchase.id, status=told)
             await row.save()
         elif row.closed_at is not None or row.purchase != purchase.id:
             return  # settled already: told again, or told otherwise too late
@@ -118,12 +125,12 @@ async def dispute_apply(event_type: str, dispute: dict[str, Any]) -> None:
                 purchase.id,
                 first[0].dispute_id,
             )
-            await _dispute_update(row, status, closing)
+            await _dispute_update(row, told, closing)
             return
         taken = row.taken
-        if not taken and (not closing or status == "lost"):
+        if not taken and (not closing or told == "lost"):
             taken = await _dispute_take(purchase, dispute_id)
-        if closing and status in GIVEN_BACK and taken:
+        if closing and told in GIVEN_BACK and taken:
             await ledger.restore(
                 wallet_id=await _wallet_id(purchase),
                 lot_id=purchase.lot,
@@ -136,7 +143,7 @@ async def dispute_apply(event_type: str, dispute: dict[str, Any]) -> None:
             {Purchase.disputed_credits: Purchase.disputed_credits + held_back}
         ).where(Purchase.id == purchase.id)
         row.taken = taken
-        await _dispute_update(row, status, closing)
+        await _dispute_update(row, told, closing)
 
 
 async def _dispute_take(purchase: Purchase, dispute_id: str) -> int:
@@ -159,9 +166,9 @@ async def _dispute_update(row: Dispute, status: str, closing: bool) -> None:
 
 async def reversal_apply(event_type: str, obj: dict[str, Any]) -> None:
     if event_type == "charge.refunded":
-        await refund_apply(obj)
+        await refund_apply(of_kind(obj, "charge"))
     elif event_type in DISPUTE_EVENTS:
-        await dispute_apply(event_type, obj)
+        await dispute_apply(event_type, of_kind(obj, "dispute"))
 
 
 async def charge_learnt(*, charge: str, payment_intent: str) -> None:

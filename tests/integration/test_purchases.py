@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from typing import Any
@@ -126,7 +127,9 @@ async def test_a_paid_checkout_grants_the_credits(client: AsyncClient) -> None:
     assert await _balance(purchase) == 10
 
 
-@pytest.mark.parametrize("problem", ["wrong secret", "tampered", "too old", "missing"])
+@pytest.mark.parametrize(
+    "problem", ["wrong secret", "tampered", "too old", "from the future", "missing"]
+)
 async def test_bad_signatures_write_nothing(client: AsyncClient, problem: str) -> None:
     purchase = await _purchase()
     event = _event("checkout.session.completed", purchase)
@@ -138,7 +141,7 @@ async def test_bad_signatures_write_nothing(client: AsyncClient, problem: str) -
             event,
             secret="whsec_wrong" if problem == "wrong secret" else SECRET,
             tamper=problem == "tampered",
-            timestamp=int(time.time()) - 3600 if problem == "too old" else None,
+            timestamp={"too old": int(time.time()) - 3600, "from the future": 10**12}.get(problem),
         )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_signature"
@@ -416,6 +419,7 @@ MISMATCHES = {
     "dollars": {"currency": "usd"},
     "no amount": {"amount_total": None},
     "amount as text": {"amount_total": "42000"},
+    "amount true": {"amount_total": True},
     "converted from too little": {
         "amount_total": 68_000,
         "currency": "jpy",
@@ -520,3 +524,107 @@ async def test_a_refund_in_the_customers_currency_takes_back_its_share(
     page = (await client.get("/expert/clients")).text
     # 30 % of the price kept: 126 € net of refunds.
     assert "Payé, remboursements déduits\u202f: <strong>126,00\u00a0€</strong>" in page
+
+
+async def _deliver_text(client: AsyncClient, body: str) -> Any:
+    """Any text, signed as Stripe signs: valid signature, whatever the content."""
+    header = stripe.WebhookSignature.generate_signature_header(body, SECRET)
+    return await client.post(
+        "/webhooks/stripe",
+        content=body.encode(),
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )
+
+
+def _malformed(purchase: Purchase) -> dict[str, str]:
+    """Signed bodies whose content is not what Stripe sends, each about the paid purchase."""
+
+    def event(n: int, event_type: str, obj: Any, **envelope: Any) -> str:
+        return json.dumps(
+            {"id": f"evt_bad_{n}", "object": "event", "type": event_type, "data": {"object": obj}}
+            | envelope
+        )
+
+    def refund(**fields: Any) -> dict[str, Any]:
+        return _charge(purchase, 420_00, 0)["data"]["object"] | fields
+
+    def session(**fields: Any) -> dict[str, Any]:
+        return _event("checkout.session.completed", purchase)["data"]["object"] | fields
+
+    def dispute(**fields: Any) -> dict[str, Any]:
+        created = _dispute(purchase, "charge.dispute.created", "needs_response", 0)
+        return created["data"]["object"] | fields
+
+    return {
+        "refund as text": event(1, "charge.refunded", refund(amount_refunded="42000")),
+        "refund not a number": event(2, "charge.refunded", refund(amount_refunded="abc")),
+        "refund with cents": event(3, "charge.refunded", refund(amount_refunded=4.2)),
+        "refund beyond the charge": event(4, "charge.refunded", refund(amount_refunded=10**6)),
+        "refund huge": event(5, "charge.refunded", refund(amount=10**40, amount_refunded=10**40)),
+        "refund of nothing": event(6, "charge.refunded", refund(amount=0)),
+        "refund currency": event(7, "charge.refunded", refund(currency=["eur"])),
+        "refund intent": event(8, "charge.refunded", refund(payment_intent={"id": "pi"})),
+        "refund long intent": event(9, "charge.refunded", refund(payment_intent="pi" * 5000)),
+        "refund NUL intent": event(10, "charge.refunded", refund(payment_intent="pi_\x00")),
+        "no data": json.dumps({"id": "evt_bad_11", "type": "charge.refunded"}),
+        "data.object a list": event(12, "charge.refunded", [refund()]),
+        "data.object null": event(13, "checkout.session.completed", None),
+        "object kind a list": event(14, "charge.refunded", refund(object=["charge"])),
+        "huge reference": event(
+            15, "checkout.session.completed", session(client_reference_id=10**40)
+        ),
+        "long reference": event(
+            16, "checkout.session.completed", session(client_reference_id="9" * 10_000)
+        ),
+        "big reference": event(
+            17, "checkout.session.completed", session(client_reference_id=str(10**40))
+        ),
+        "paid flag a list": event(
+            18, "checkout.session.completed", session(payment_status=["paid"])
+        ),
+        "intent an object": event(19, "checkout.session.completed", session(payment_intent={})),
+        "metadata text": event(20, "checkout.session.completed", session(metadata="purchase_id")),
+        "conversion a list": event(
+            21, "checkout.session.completed", session(currency_conversion=[1, 2])
+        ),
+        "dispute id object": event(23, "charge.dispute.created", dispute(id={"id": "dp"})),
+        "dispute status list": event(24, "charge.dispute.created", dispute(status=["lost"])),
+        "dispute closed oddly": event(25, "charge.dispute.closed", dispute(status="pending")),
+        "dispute NUL status": event(26, "charge.dispute.created", dispute(status="lost\x00")),
+        "dispute no charge": event(27, "charge.dispute.created", dispute(charge=None)),
+        "event id an object": event(28, "charge.refunded", refund(), id={"evt": 1}),
+        "event id too long": event(29, "charge.refunded", refund(), id="evt_" + "x" * 10_000),
+        "event type a list": event(30, "charge.refunded", refund(), type=["charge.refunded"]),
+        "event id with NUL": event(31, "charge.refunded", refund(), id="evt_\x00"),
+        "a list": json.dumps([1, 2, 3]),
+        "not JSON": "not json at all",
+        "NUL in the body": '{"id": "evt_bad_32", "type": "charge.refunded\x00"}',
+        "deep": "[" * 100_000 + "]" * 100_000,
+        "huge number": '{"id": "evt_bad_33", "type": "x", "n": ' + "9" * 10_000 + "}",
+        "NaN": event(34, "charge.refunded", refund(amount_refunded=float("nan"))),
+    }
+
+
+async def test_signed_but_malformed_events_are_stored_and_acknowledged(
+    client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stripe retries for three days whatever is not answered 2xx: a signed event that
+    cannot be applied is kept, logged and acknowledged, and changes nothing."""
+    purchase = await _paid(client)
+    entries = await Entry.count()
+    bodies = _malformed(purchase)
+    caplog.set_level(logging.INFO, logger="portal")
+    for problem, body in bodies.items():
+        caplog.clear()
+        response = await _deliver_text(client, body)
+        assert response.status_code == 200, (problem, response.text)
+        assert any(r.name.startswith("portal.credits") for r in caplog.records), problem
+    assert await StripeEvent.count() == 1 + len(bodies)  # the payment, then each of them
+    assert await Entry.count() == entries and await _balance(purchase) == 10
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert (stored.refunded_minor, stored.refund_credits, stored.disputed_credits) == (0, 0, 0)
+    assert stored.charge is None and stored.mismatch is None
+    # Each again: nothing new stored, still 200.
+    for body in bodies.values():
+        assert (await _deliver_text(client, body)).status_code == 200
+    assert await StripeEvent.count() == 1 + len(bodies)
