@@ -24,14 +24,14 @@ from typing import Any
 
 import stripe
 
-from portal.accounts.tables import Expert
+from portal.accounts.tables import Expert, User
 from portal.charter.services import pack_of, version_current
 from portal.credits import ledger, stripe_fields
 from portal.credits.reversals import charge_learnt, charge_recall, reversal_apply
 from portal.credits.services import add_months
 from portal.credits.stripe_fields import Malformed, shown
 from portal.credits.tables import Purchase, PurchaseStatus, StripeEvent
-from portal.db import is_unique_violation
+from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, DomainError, NotFound
 from portal.notify.messages import purchase_receipt
 
@@ -55,40 +55,45 @@ async def purchase_start(*, client_id: int, expert: Expert, pack_id: int) -> Pur
     """Record what the client is about to buy, at today's price and charter version.
 
     A pending purchase of the same pack by the same client, from the last 30 minutes, is
-    reused: a double click leads to the same checkout (its idempotency key is the id)."""
+    reused: a double click leads to the same checkout (its idempotency key is the id). A
+    client's purchase starts are serialized (a row lock on the client on PostgreSQL, the
+    immediate transaction on SQLite), so simultaneous clicks find the one purchase."""
     pack = await pack_of(expert=expert, pack_id=pack_id)
     if not pack.active:
         raise Conflict(N_("This credit pack is no longer sold."), code="pack_archived")
     current = await version_current(expert=expert)
     if current is None:
         raise NotFound(N_("This expert has no published charter."))
-    recent = (
-        await Purchase.objects()
-        .where(
-            (Purchase.client == client_id)
-            & (Purchase.pack == pack.id)
-            & (Purchase.status == PurchaseStatus.pending.value)
-            & (Purchase.price_minor == pack.price_minor)
-            & (Purchase.created_at > datetime.now(UTC) - REUSE_PENDING)
+    async with write_transaction():  # one client's purchase starts, one at a time
+        if is_postgres():  # SQLite: the immediate transaction already queues every writer
+            await User.select(User.id).where(User.id == client_id).lock_rows()
+        recent = (
+            await Purchase.objects()
+            .where(
+                (Purchase.client == client_id)
+                & (Purchase.pack == pack.id)
+                & (Purchase.status == PurchaseStatus.pending.value)
+                & (Purchase.price_minor == pack.price_minor)
+                & (Purchase.created_at > datetime.now(UTC) - REUSE_PENDING)
+            )
+            .order_by(Purchase.id, ascending=False)
+            .first()
         )
-        .order_by(Purchase.id, ascending=False)
-        .first()
-    )
-    if recent is not None:
-        return recent
-    purchase = Purchase(
-        client=client_id,
-        expert=expert.id,
-        pack=pack.id,
-        pack_name=pack.name,
-        credits=pack.credits,
-        price_minor=pack.price_minor,
-        currency=pack.currency,
-        charter_version=current.number,
-        validity_months=current.rules.credit_validity_months,
-    )
-    await purchase.save()
-    return purchase
+        if recent is not None:
+            return recent
+        purchase = Purchase(
+            client=client_id,
+            expert=expert.id,
+            pack=pack.id,
+            pack_name=pack.name,
+            credits=pack.credits,
+            price_minor=pack.price_minor,
+            currency=pack.currency,
+            charter_version=current.number,
+            validity_months=current.rules.credit_validity_months,
+        )
+        await purchase.save()
+        return purchase
 
 
 async def purchase_of(*, client_id: int, purchase_id: int) -> Purchase:
