@@ -51,6 +51,7 @@ class Settings:
     smtp_url: str | None = None
     debug: bool = False
     demo: bool = False  # `portal run --demo`: the emails written are shown at /outbox
+    test_checkout: bool = False  # TEST_CHECKOUT=1 or DEMO=1: the labelled test checkout
     var_dir: Path = Path("var")
     trusted_proxies: frozenset[str] = frozenset()
 
@@ -61,6 +62,11 @@ class Settings:
     @property
     def host(self) -> str:
         return urlparse(self.base_url).hostname or "127.0.0.1"
+
+    @property
+    def test_checkout_open(self) -> bool:
+        """The test checkout takes (pretend) payments: asked for, and no Stripe key set."""
+        return self.test_checkout and not self.stripe_secret_key
 
     @property
     def webhook_secret(self) -> str:
@@ -130,6 +136,10 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path = Path(".e
     if urlparse(base_url).scheme not in ("http", "https"):
         raise SettingsError("BASE_URL must be an http:// or https:// address")
     var_dir = Path(get("VAR_DIR") or "var")
+
+    def flag(name: str) -> bool:
+        return (get(name) or "").lower() in ("1", "true", "yes", "on")
+
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -139,8 +149,9 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path = Path(".e
         stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
         stripe_api_base=get("STRIPE_API_BASE"),
         smtp_url=get("SMTP_URL"),
-        debug=(get("DEBUG") or "").lower() in ("1", "true", "yes", "on"),
-        demo=(get("DEMO") or "").lower() in ("1", "true", "yes", "on"),
+        debug=flag("DEBUG"),
+        demo=flag("DEMO"),
+        test_checkout=flag("TEST_CHECKOUT") or flag("DEMO"),
         var_dir=var_dir,
         trusted_proxies=frozenset(
             p.strip() for p in (get("TRUSTED_PROXIES") or "").split(",") if p.strip()

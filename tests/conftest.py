@@ -25,6 +25,7 @@ os.environ.setdefault("DATABASE_URL", f"sqlite:///{TMP}/test.sqlite")
 os.environ["SECRET_KEY"] = "tests-only-secret-key-0123456789abcdefghijklmnop"
 os.environ["VAR_DIR"] = str(TMP / "var")
 os.environ.setdefault("BASE_URL", "http://127.0.0.1:8000")
+os.environ["TEST_CHECKOUT"] = "1"  # no Stripe key in tests: the labelled test checkout pays
 for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "SMTP_URL"):
     os.environ.pop(name, None)
 

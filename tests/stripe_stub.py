@@ -41,8 +41,18 @@ class StripeStub:
         if self.down:
             return 500, {"error": {"type": "api_error", "message": "Stripe is down"}}
         if method == "POST" and path == "/v1/checkout/sessions":
-            form = parse_qs(body)
-            session_id = self.session(int(form["client_reference_id"][0]))
+            form = {name: values[0] for name, values in parse_qs(body).items()}
+            price = "line_items[0][price_data]"
+            session_id = self.session(
+                int(form["client_reference_id"]),
+                metadata={
+                    name[len("metadata[") : -1]: value
+                    for name, value in form.items()
+                    if name.startswith("metadata[")
+                },
+                amount_total=int(form[f"{price}[unit_amount]"]),
+                currency=form[f"{price}[currency]"],
+            )
             return 200, self.sessions[session_id]
         if method == "GET" and path.startswith("/v1/checkout/sessions/"):
             found = self.sessions.get(path.rsplit("/", 1)[1])

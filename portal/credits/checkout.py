@@ -10,8 +10,18 @@ import stripe
 
 from portal.credits.purchases import event_receive
 from portal.credits.tables import Purchase
+from portal.errors import N_, DomainError
 
 TEST_OUTCOMES = ("pay", "fail", "cancel")
+
+
+class PaymentsUnavailable(DomainError):
+    """No Stripe key and no test checkout: this portal cannot take a payment."""
+
+    code = "payments_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(N_("Payments are not available on this portal at the moment."))
 
 
 def stripe_client(*, api_key: str, api_base: str | None) -> stripe.StripeClient:
@@ -61,6 +71,19 @@ async def stripe_checkout_url(
     return str(session["url"])
 
 
+LOCAL_SESSION = "cs_local_"  # the test checkout's sessions, which Stripe never saw
+
+
+async def test_session(purchase: Purchase) -> Purchase:
+    """The purchase with the test checkout's session recorded, as Stripe's would be."""
+    if purchase.checkout_session is None:
+        await Purchase.update({Purchase.checkout_session: f"{LOCAL_SESSION}{purchase.id}"}).where(
+            (Purchase.id == purchase.id) & Purchase.checkout_session.is_null()
+        )
+        purchase = await Purchase.objects().get(Purchase.id == purchase.id)
+    return purchase
+
+
 def _test_event(purchase: Purchase, event_type: str, payment_status: str) -> dict[str, object]:
     return {
         "id": f"evt_test_{purchase.id}_{event_type}",
@@ -70,8 +93,9 @@ def _test_event(purchase: Purchase, event_type: str, payment_status: str) -> dic
         "data": {
             "object": {
                 "object": "checkout.session",
-                "id": f"cs_test_{purchase.id}",
+                "id": purchase.checkout_session,
                 "client_reference_id": str(purchase.id),
+                "metadata": {"purchase_id": str(purchase.id)},
                 "payment_intent": f"pi_test_{purchase.id}",
                 "payment_status": payment_status,
                 "amount_total": purchase.price_minor,
@@ -84,6 +108,7 @@ def _test_event(purchase: Purchase, event_type: str, payment_status: str) -> dic
 async def test_checkout_complete(*, purchase: Purchase, outcome: str, secret: str) -> None:
     """What Stripe would send for this outcome, signed with the local webhook secret and
     handed to the same function the webhook endpoint calls."""
+    purchase = await test_session(purchase)
     events = {
         "pay": [("checkout.session.completed", "paid")],
         "fail": [

@@ -340,6 +340,40 @@ async def refund(
         return entry, credits - taken
 
 
+async def restore(
+    *, wallet_id: int, lot_id: int, credits: int, key: str, reference: str
+) -> Entry | None:
+    """Give back up to `credits` that `refund` took from a lot, into that lot (with its
+    expiry): a dispute closed in the client's favour. Credits whose lot has expired
+    meanwhile come back and expire at once. None when nothing was missing from the lot."""
+    _positive(credits, "credits")
+    async with _locked(wallet_id) as wallet:
+        if (done := await _done(key)) is not None:
+            return done
+        lot = await Lot.objects().where((Lot.id == lot_id) & (Lot.wallet == wallet.id)).first()
+        if lot is None:
+            raise NotFound(N_("This lot does not exist."))
+        back = min(credits, lot.credits - lot.remaining)
+        if back == 0:
+            return None
+        expired = lot.expires_at <= _now()
+        if not expired:
+            await Lot.update({Lot.remaining: Lot.remaining + back}).where(Lot.id == lot.id)
+        entry = await _write(
+            wallet, kind=EntryKind.grant, amount=back, key=key, reference=reference, lot=lot.id
+        )
+        if expired:
+            await _write(
+                wallet,
+                kind=EntryKind.expire,
+                amount=-back,
+                key=f"{key}:expired",
+                reference=reference,
+                lot=lot.id,
+            )
+        return entry
+
+
 async def expire_due(*, wallet_id: int, now: datetime | None = None) -> int:
     """Expire what is left of the wallet's lots past their date; returns the credits."""
     now = now or _now()

@@ -6,24 +6,36 @@ Webhook events are verified on the raw body, stored once by event id, then proce
 Processing is safe to repeat and to receive out of order: a grant has a unique key
 ("grant:purchase:<id>"), and a purchase's status only moves forward
 (pending -> processing -> paid; pending or processing -> failed or expired; never back).
+
+A signed event grants only the purchase it pays, at its price: the Checkout Session must be
+the purchase's own (the one recorded when it was created, or, if none was recorded, one
+whose metadata - which only the portal can set - names it), and its amount and currency
+those of the purchase. `client_reference_id` alone proves nothing: a Payment Link on the
+same Stripe account lets a customer choose it. Anything else is recorded on the purchase
+as a mismatch, logged, and grants nothing.
 """
 
 from __future__ import annotations
 
-import json
+import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
 
-from portal.accounts.tables import Expert
+from portal.accounts.tables import Expert, User
 from portal.charter.services import pack_of, version_current
-from portal.credits import ledger
+from portal.credits import ledger, stripe_fields
+from portal.credits.reversals import charge_learnt, charge_recall, reversal_apply
 from portal.credits.services import add_months
-from portal.credits.tables import Lot, Purchase, PurchaseStatus, StripeEvent
+from portal.credits.stripe_fields import Malformed, shown
+from portal.credits.tables import Purchase, PurchaseStatus, StripeEvent
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, DomainError, NotFound
 from portal.notify.messages import purchase_receipt
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_TOLERANCE_S = 300
 OPEN = (PurchaseStatus.pending.value, PurchaseStatus.processing.value)
@@ -33,7 +45,7 @@ class InvalidSignature(DomainError):
     code = "invalid_signature"
 
     def __init__(self) -> None:
-        super().__init__(N_("The webhook signature is missing, wrong or too old."))
+        super().__init__(N_("The webhook signature is missing, wrong, too old or in the future."))
 
 
 REUSE_PENDING = timedelta(minutes=30)
@@ -43,40 +55,45 @@ async def purchase_start(*, client_id: int, expert: Expert, pack_id: int) -> Pur
     """Record what the client is about to buy, at today's price and charter version.
 
     A pending purchase of the same pack by the same client, from the last 30 minutes, is
-    reused: a double click leads to the same checkout (its idempotency key is the id)."""
+    reused: a double click leads to the same checkout (its idempotency key is the id). A
+    client's purchase starts are serialized (a row lock on the client on PostgreSQL, the
+    immediate transaction on SQLite), so simultaneous clicks find the one purchase."""
     pack = await pack_of(expert=expert, pack_id=pack_id)
     if not pack.active:
         raise Conflict(N_("This credit pack is no longer sold."), code="pack_archived")
     current = await version_current(expert=expert)
     if current is None:
         raise NotFound(N_("This expert has no published charter."))
-    recent = (
-        await Purchase.objects()
-        .where(
-            (Purchase.client == client_id)
-            & (Purchase.pack == pack.id)
-            & (Purchase.status == PurchaseStatus.pending.value)
-            & (Purchase.price_minor == pack.price_minor)
-            & (Purchase.created_at > datetime.now(UTC) - REUSE_PENDING)
+    async with write_transaction():  # one client's purchase starts, one at a time
+        if is_postgres():  # SQLite: the immediate transaction already queues every writer
+            await User.select(User.id).where(User.id == client_id).lock_rows()
+        recent = (
+            await Purchase.objects()
+            .where(
+                (Purchase.client == client_id)
+                & (Purchase.pack == pack.id)
+                & (Purchase.status == PurchaseStatus.pending.value)
+                & (Purchase.price_minor == pack.price_minor)
+                & (Purchase.created_at > datetime.now(UTC) - REUSE_PENDING)
+            )
+            .order_by(Purchase.id, ascending=False)
+            .first()
         )
-        .order_by(Purchase.id, ascending=False)
-        .first()
-    )
-    if recent is not None:
-        return recent
-    purchase = Purchase(
-        client=client_id,
-        expert=expert.id,
-        pack=pack.id,
-        pack_name=pack.name,
-        credits=pack.credits,
-        price_minor=pack.price_minor,
-        currency=pack.currency,
-        charter_version=current.number,
-        validity_months=current.rules.credit_validity_months,
-    )
-    await purchase.save()
-    return purchase
+        if recent is not None:
+            return recent
+        purchase = Purchase(
+            client=client_id,
+            expert=expert.id,
+            pack=pack.id,
+            pack_name=pack.name,
+            credits=pack.credits,
+            price_minor=pack.price_minor,
+            currency=pack.currency,
+            charter_version=current.number,
+            validity_months=current.rules.credit_validity_months,
+        )
+        await purchase.save()
+        return purchase
 
 
 async def purchase_of(*, client_id: int, purchase_id: int) -> Purchase:
@@ -92,14 +109,60 @@ async def purchase_of(*, client_id: int, purchase_id: int) -> Purchase:
 
 
 async def _purchase(purchase_id: Any) -> Purchase | None:
-    try:
-        return await Purchase.objects().where(Purchase.id == int(purchase_id)).first()
-    except (TypeError, ValueError):
+    found = stripe_fields.purchase_id(purchase_id)
+    if found is None:
         return None
+    return await Purchase.objects().where(Purchase.id == found).first()
 
 
-async def purchase_paid(*, purchase: Purchase, payment_intent: str | None = None) -> Purchase:
-    """Grant the pack's credits (once, whatever calls this how often) and mark it paid."""
+def _pays(amount: Any, currency: Any, purchase: Purchase) -> bool:
+    return (
+        type(amount) is int
+        and amount == purchase.price_minor
+        and isinstance(currency, str)
+        and currency.upper() == purchase.currency.upper()
+    )
+
+
+def session_mismatch(purchase: Purchase, session: dict[str, Any]) -> str | None:
+    """Why this Checkout Session does not pay this purchase in full; None when it does.
+
+    With Adaptive Pricing the customer pays in their own currency: `amount_total` and
+    `currency` are then theirs, and `currency_conversion` holds the merchant's amount
+    (`amount_total`) and currency (`source_currency`), which must be the purchase's."""
+    session_id = session.get("id")
+    if purchase.checkout_session is not None:
+        if session_id != purchase.checkout_session:
+            return f"session {shown(session_id)} is not the purchase's own"
+    else:
+        metadata = session.get("metadata")
+        named = metadata.get("purchase_id") if isinstance(metadata, dict) else None
+        if named != str(purchase.id) or not stripe_fields.is_id(session_id):
+            return f"session {shown(session_id)} was not created for this purchase"
+    amount, currency = session.get("amount_total"), session.get("currency")
+    conversion = session.get("currency_conversion")
+    if isinstance(conversion, dict):
+        amount, currency = conversion.get("amount_total"), conversion.get("source_currency")
+    if not _pays(amount, currency, purchase):
+        return (
+            f"session {shown(session_id)} pays {shown(amount)} {shown(currency)}, "
+            f"not {purchase.price_minor} {purchase.currency}"
+        )
+    return None
+
+
+async def purchase_mismatch(*, purchase: Purchase, reason: str) -> None:
+    """A payment that names this purchase but does not pay it: noted, for the expert to
+    see, and logged; nothing is granted."""
+    log.warning("purchase %s: payment does not match, nothing granted: %s", purchase.id, reason)
+    await Purchase.update({Purchase.mismatch: reason[:1000]}).where(Purchase.id == purchase.id)
+
+
+async def purchase_paid(
+    *, purchase: Purchase, payment_intent: str | None = None, checkout_session: str | None = None
+) -> Purchase:
+    """Grant the pack's credits (once, whatever calls this how often) and mark it paid.
+    The caller has checked that the payment matches (`session_mismatch`)."""
     wallet = await ledger.wallet_for(client_id=purchase.client, expert_id=purchase.expert)
     paid_at = purchase.paid_at or datetime.now(UTC)
     entry = await ledger.grant(
@@ -116,9 +179,12 @@ async def purchase_paid(*, purchase: Purchase, payment_intent: str | None = None
     }
     if payment_intent:
         values[Purchase.payment_intent] = payment_intent
+    if checkout_session and purchase.checkout_session is None:
+        values[Purchase.checkout_session] = checkout_session  # never written down before
     await Purchase.update(values).where(Purchase.id == purchase.id)
     paid = await Purchase.objects().get(Purchase.id == purchase.id)
     await purchase_receipt(paid)  # once: its key names the purchase
+    await charge_recall(paid)  # refunds or disputes that came first
     return paid
 
 
@@ -131,20 +197,40 @@ async def purchase_advance(
     )
 
 
-async def _on_session(event_type: str, session: dict[str, Any]) -> None:
-    purchase = await _purchase(session.get("client_reference_id"))
+PAYING = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+
+
+async def _on_session(event_id: str, event_type: str, session: dict[str, Any]) -> None:
+    reference = session.get("client_reference_id")
+    if reference is not None and not isinstance(reference, str):
+        raise Malformed(f"client_reference_id is {shown(reference)}")
+    for name in ("metadata", "currency_conversion"):
+        if not isinstance(session.get(name), dict | None):
+            raise Malformed(f"{name} is {shown(session.get(name))}")
+    purchase = await _purchase(reference)
     if purchase is None:
+        log.info("event %s: names no purchase of this portal", event_id)
         return  # not one of ours (another integration on the same account)
-    intent = session.get("payment_intent")
+    if (why := session_mismatch(purchase, session)) is not None:
+        if event_type in PAYING:
+            await purchase_mismatch(purchase=purchase, reason=f"event {event_id}: {why}")
+        else:
+            log.warning("event %s ignored for purchase %s: %s", event_id, purchase.id, why)
+        return
+    intent = stripe_fields.ref(session, "payment_intent")
     if event_type == "checkout.session.completed":
-        if session.get("payment_status") in ("paid", "no_payment_required"):
-            await purchase_paid(purchase=purchase, payment_intent=intent)
+        if stripe_fields.status(session, "payment_status") in ("paid", "no_payment_required"):
+            await purchase_paid(
+                purchase=purchase, payment_intent=intent, checkout_session=session["id"]
+            )
         else:  # a delayed method: the money is not there yet
             await purchase_advance(
                 purchase, PurchaseStatus.processing, (PurchaseStatus.pending.value,)
             )
     elif event_type == "checkout.session.async_payment_succeeded":
-        await purchase_paid(purchase=purchase, payment_intent=intent)
+        await purchase_paid(
+            purchase=purchase, payment_intent=intent, checkout_session=session["id"]
+        )
     elif event_type == "checkout.session.async_payment_failed":
         await purchase_advance(purchase, PurchaseStatus.failed, OPEN)
     elif event_type == "checkout.session.expired":
@@ -159,124 +245,73 @@ HANDLED = {
 }
 
 
-async def _locked_purchase(payment_intent: str | None) -> Purchase | None:
-    """Inside a write transaction: the paid purchase of this payment, its changes queued."""
-    if not payment_intent:
-        return None
-    query = Purchase.objects().where(
-        (Purchase.payment_intent == payment_intent) & Purchase.lot.is_not_null()
-    )
-    if is_postgres():
-        query = query.lock_rows()
-    return await query.first()
-
-
-async def _wallet_id(purchase: Purchase) -> int:
-    return (await ledger.wallet_for(client_id=purchase.client, expert_id=purchase.expert)).id
-
-
-async def _on_refund(charge: dict[str, Any]) -> None:
-    """Refunded amounts are cumulative: take back the credits of the new share only.
-
-    The rule: a refund of a share of the price takes back that share of the credits
-    (rounded down) from the purchase's lot; what was already used, held or expired cannot
-    be taken and is recorded as the purchase's shortfall, for the expert to see.
-    """
-    async with write_transaction():
-        purchase = await _locked_purchase(charge.get("payment_intent"))
-        if purchase is None:
-            return
-        refunded = int(charge.get("amount_refunded") or 0)
-        target = min(purchase.credits, purchase.credits * refunded // purchase.price_minor)
-        asked = target - purchase.refund_credits
-        if asked <= 0:  # an older or repeated event
-            return
-        _entry, short = await ledger.refund(
-            wallet_id=await _wallet_id(purchase),
-            lot_id=purchase.lot,
-            credits=asked,
-            key=f"refund:purchase:{purchase.id}:{target}",
-            reference=f"purchase:{purchase.id}",
-        )
-        await Purchase.update(
-            {
-                Purchase.refunded_minor: max(refunded, purchase.refunded_minor),
-                Purchase.refund_credits: target,
-                Purchase.refund_shortfall: Purchase.refund_shortfall + short,
-            }
-        ).where(Purchase.id == purchase.id)
-
-
-async def _on_dispute(event_type: str, dispute: dict[str, Any]) -> None:
-    """A dispute takes back the purchase's unused credits while it is open; won, they
-    come back as a lot of their own (with the original expiry); lost, they stay taken."""
-    async with write_transaction():
-        purchase = await _locked_purchase(dispute.get("payment_intent"))
-        if purchase is None:
-            return
-        wallet_id = await _wallet_id(purchase)
-        if event_type == "charge.dispute.created" and purchase.disputed_credits == 0:
-            entry, _short = await ledger.refund(
-                wallet_id=wallet_id,
-                lot_id=purchase.lot,
-                credits=purchase.credits,
-                key=f"dispute:purchase:{purchase.id}",
-                reference=f"purchase:{purchase.id}",
-            )
-            taken = -entry.amount if entry is not None else 0
-            await Purchase.update({Purchase.disputed_credits: taken}).where(
-                Purchase.id == purchase.id
-            )
-        elif (
-            event_type == "charge.dispute.closed"
-            and dispute.get("status") == "won"
-            and purchase.disputed_credits > 0
-        ):
-            lot = await Lot.objects().get(Lot.id == purchase.lot)
-            await ledger.grant(
-                wallet_id=wallet_id,
-                credits=purchase.disputed_credits,
-                expires_at=lot.expires_at,
-                reference=f"purchase:{purchase.id}",
-                key=f"dispute-won:purchase:{purchase.id}",
-            )
-            await Purchase.update({Purchase.disputed_credits: 0}).where(Purchase.id == purchase.id)
-
-
 async def event_process(*, event_id: str) -> None:
     """Act on a stored event; safe to run again."""
     stored = await StripeEvent.objects().where(StripeEvent.event_id == event_id).first()
     if stored is None:
         raise NotFound()
-    event = json.loads(stored.payload)
-    data = event["data"]["object"]
-    if stored.type in HANDLED:
-        await _on_session(stored.type, data)
-    elif stored.type == "charge.refunded":
-        await _on_refund(data)
-    elif stored.type in ("charge.dispute.created", "charge.dispute.closed"):
-        await _on_dispute(stored.type, data)
+    try:
+        data = stripe_fields.event_object(stored.payload)
+        if stored.type in HANDLED:
+            await _on_session(
+                event_id, stored.type, stripe_fields.of_kind(data, "checkout.session")
+            )
+        else:
+            await reversal_apply(stored.type, data)
+        if stored.charge and stored.payment_intent:
+            await charge_learnt(charge=stored.charge, payment_intent=stored.payment_intent)
+    except Malformed as exc:
+        log.warning("event %s (%s) is malformed, nothing applied: %s", event_id, stored.type, exc)
     await StripeEvent.update({StripeEvent.processed_at: datetime.now(UTC)}).where(
         StripeEvent.id == stored.id
     )
 
 
+def _signed_at(header: str) -> int:
+    """The time in a verified Stripe-Signature header (`t=...`), as Stripe's SDK reads it."""
+    items = [item.split("=", 2) for item in header.split(",")]
+    return int(next(item[1] for item in items if item[0] == "t"))
+
+
 async def event_receive(*, payload: bytes, signature: str | None, secret: str) -> bool:
-    """Verify, store once, process. False when the event had already been received."""
+    """Verify, store once, process. False when the event had already been received.
+
+    Signed but unreadable (not an event, or not the shapes Stripe sends): stored, logged
+    and acknowledged, so that Stripe does not retry it for days; nothing is applied."""
     text = payload.decode("utf-8", errors="replace")
     try:
         stripe.WebhookSignature.verify_header(text, signature, secret, SIGNATURE_TOLERANCE_S)
-        event = json.loads(text)
-        event_id, event_type = str(event["id"]), str(event["type"])
-    except (stripe.SignatureVerificationError, ValueError, KeyError, TypeError) as exc:
+    except stripe.SignatureVerificationError as exc:
         raise InvalidSignature() from exc
+    if signature is None or _signed_at(signature) > time.time() + SIGNATURE_TOLERANCE_S:
+        raise InvalidSignature()  # the SDK only refuses signatures too old
+    found = stripe_fields.envelope(text)
+    if found is None:
+        event_id, event_type, charge, intent = (
+            stripe_fields.unreadable_id(text),
+            "unreadable",
+            None,
+            None,
+        )
+    else:
+        event_id, event_type, event = found
+        charge, intent = stripe_fields.payment_refs(event)
     try:
-        await StripeEvent(event_id=event_id, type=event_type, payload=text).save()
+        await StripeEvent(
+            event_id=event_id,
+            type=event_type,
+            payload=text.replace("\x00", "\ufffd"),  # PostgreSQL text holds no NUL
+            charge=charge,
+            payment_intent=intent,
+        ).save()
         first = True
     except Exception as exc:  # the same event again (Stripe retries, or a duplicate)
         if not is_unique_violation(exc):
             raise
         first = False
+    if found is None:
+        log.warning("event %s is unreadable: stored, nothing applied", event_id)
+        return first
     # Process even a repeat: the first delivery may have stored it and died before acting.
     await event_process(event_id=event_id)
     return first

@@ -15,8 +15,14 @@ from typing import Any
 
 import stripe
 
-from portal.credits.checkout import stripe_client
-from portal.credits.purchases import OPEN, purchase_advance, purchase_paid
+from portal.credits.checkout import LOCAL_SESSION, stripe_client
+from portal.credits.purchases import (
+    OPEN,
+    purchase_advance,
+    purchase_mismatch,
+    purchase_paid,
+    session_mismatch,
+)
 from portal.credits.tables import Purchase, PurchaseStatus
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,7 @@ class Reconciled:
     failed: int = 0
     expired: int = 0
     unchanged: int = 0
+    mismatched: int = 0  # paid, but not the purchase's price: failed, nothing granted
     errors: int = 0
 
 
@@ -73,7 +80,8 @@ def _id(value: Any) -> str | None:
 
 
 async def _reconcile(purchase: Purchase, client: stripe.StripeClient | None, now: datetime) -> str:
-    if client is None or purchase.checkout_session is None:
+    session_id = purchase.checkout_session
+    if client is None or session_id is None or session_id.startswith(LOCAL_SESSION):
         if purchase.status == PurchaseStatus.pending.value and (
             purchase.created_at <= now - ABANDONED_AFTER
         ):
@@ -82,14 +90,17 @@ async def _reconcile(purchase: Purchase, client: stripe.StripeClient | None, now
             )
             return "expired"
         return "unchanged"
-    session = (
-        await client.v1.checkout.sessions.retrieve_async(purchase.checkout_session)
-    ).to_dict()
+    session = (await client.v1.checkout.sessions.retrieve_async(session_id)).to_dict()
     if session.get("client_reference_id") != str(purchase.id):
         log.warning("purchase %s: its Checkout Session names another purchase", purchase.id)
         return "unchanged"
     intent = _id(session.get("payment_intent"))
     if session.get("status") == "complete":
+        if (why := session_mismatch(purchase, session)) is not None:
+            # Its own session, complete with another amount: it will never pay this purchase.
+            await purchase_mismatch(purchase=purchase, reason=f"reconciled: {why}")
+            await purchase_advance(purchase, PurchaseStatus.failed, OPEN)
+            return "mismatched"
         if session.get("payment_status") in PAID:
             await purchase_paid(purchase=purchase, payment_intent=intent)
             return "paid"

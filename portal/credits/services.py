@@ -189,7 +189,8 @@ SOLD_SHOWN = 100
 
 async def purchases_sold(*, expert_id: int, limit: int = SOLD_SHOWN) -> list[dict[str, Any]]:
     """The expert's latest purchases (any status), newest first, with the client and what
-    refunds or disputes took back; `shortfall` is what a refund could not take back."""
+    refunds or disputes took back; `shortfall` is what a refund could not take back;
+    `mismatch` why a payment naming it did not match it."""
     return (
         await Purchase.select(
             Purchase.id,
@@ -202,9 +203,11 @@ async def purchases_sold(*, expert_id: int, limit: int = SOLD_SHOWN) -> list[dic
             Purchase.charter_version,
             Purchase.status,
             Purchase.refunded_minor,
+            Purchase.refund_currency,
             Purchase.refund_credits,
             Purchase.refund_shortfall,
             Purchase.disputed_credits,
+            Purchase.mismatch,
             Purchase.created_at,
             Purchase.paid_at,
         )
@@ -215,13 +218,15 @@ async def purchases_sold(*, expert_id: int, limit: int = SOLD_SHOWN) -> list[dic
 
 
 async def sales_total(*, expert_id: int) -> dict[str, int]:
-    """Currency -> minor units paid and not refunded, over every paid purchase."""
+    """Currency -> minor units paid and not refunded, over every paid purchase. A refund
+    takes back its share of the charge (it may be in the customer's currency) from the
+    price, rounded in the expert's favour by less than a cent."""
     rows = await Purchase.select(
-        Purchase.currency, Purchase.price_minor, Purchase.refunded_minor
+        Purchase.currency, Purchase.price_minor, Purchase.refunded_minor, Purchase.charged_minor
     ).where((Purchase.expert == expert_id) & (Purchase.status == PurchaseStatus.paid.value))
     totals: dict[str, int] = {}
     for row in rows:
-        totals[row["currency"]] = (
-            totals.get(row["currency"], 0) + row["price_minor"] - row["refunded_minor"]
-        )
+        price = row["price_minor"]
+        refunded = price * row["refunded_minor"] // (row["charged_minor"] or price)
+        totals[row["currency"]] = totals.get(row["currency"], 0) + price - refunded
     return totals

@@ -110,13 +110,21 @@ class Purchase(Table, tablename="credits_purchase"):
     )
     checkout_session = Varchar(length=255, null=True, default=None, unique=True)
     payment_intent = Varchar(length=255, null=True, default=None, index=True)
+    charge = Varchar(length=255, null=True, default=None, index=True)  # learnt from charge.*
     lot = ForeignKey(Lot, null=True, default=None, on_delete=OnDelete.restrict)
-    refunded_minor = Integer(default=0, null=False)  # cumulative, as Stripe reports it
+    # Refunds as the charge reports them: cumulative, in the charge's currency (with Adaptive
+    # Pricing, the customer's), beside the amount the charge took in that currency.
+    refunded_minor = Integer(default=0, null=False)
+    refund_currency = Varchar(length=3, null=True, default=None)  # None: the purchase's
+    charged_minor = Integer(default=0, null=False)  # 0: the purchase's price
     # Credits a refund asks back (the refunded share of the price, rounded down), and what
     # of it could not be taken because it was already used, held or expired.
     refund_credits = Integer(default=0, null=False)
     refund_shortfall = Integer(default=0, null=False)
-    disputed_credits = Integer(default=0, null=False)  # taken back while a dispute is open
+    disputed_credits = Integer(default=0, null=False)  # taken back by an open dispute
+    # Why the last payment naming this purchase did not match it (another session, another
+    # amount or currency): it granted nothing; shown to the expert.
+    mismatch = Text(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
     paid_at = Timestamptz(null=True, default=None)
 
@@ -127,5 +135,21 @@ class StripeEvent(Table, tablename="credits_stripe_event"):
     event_id = Varchar(length=255, null=False, unique=True)
     type = Varchar(length=80, null=False)
     payload = Text(null=False)
+    # The charge and PaymentIntent its object names, to match events that arrive in any order.
+    charge = Varchar(length=255, null=True, default=None, index=True)
+    payment_intent = Varchar(length=255, null=True, default=None, index=True)
     received_at = Timestamptz(default=TimestamptzNow(), null=False)
     processed_at = Timestamptz(null=True, default=None)
+
+
+class Dispute(Table, tablename="credits_dispute"):
+    """A dispute (or inquiry) on a purchase's charge, as Stripe last told it. Only a
+    charge's first dispute moves credits, keyed on its id: `taken` while it is open, given
+    back if it closes in the client's favour, kept if lost."""
+
+    dispute_id = Varchar(length=255, null=False, unique=True)
+    purchase = ForeignKey(Purchase, null=False, on_delete=OnDelete.restrict, index=True)
+    status = Varchar(length=32, null=False)
+    taken = Integer(default=0, null=False)
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
+    closed_at = Timestamptz(null=True, default=None)

@@ -16,7 +16,7 @@ from portal.credits.purchases import purchase_start
 from portal.credits.services import WalletView, entries_of, wallet_of, wallets_of
 from portal.params import JsonId, Slug
 from portal.routes.api_charter import ERRORS, ErrorOut
-from portal.routes.purchases import checkout_url
+from portal.routes.purchases import checkout_url, payments_ready
 from portal.web.auth import current_user, login_required
 from portal.web.deps import SettingsDep
 
@@ -102,7 +102,13 @@ class CheckoutOut(msgspec.Struct):
     guards=[login_required],
     tags=["credits"],
     status_code=201,
-    responses={**ERRORS, 409: ResponseSpec(ErrorOut, description="The pack is archived")},
+    responses={
+        **ERRORS,
+        409: ResponseSpec(ErrorOut, description="The pack is archived"),
+        503: ResponseSpec(
+            ErrorOut, description="Payments are not available: `payments_unavailable`"
+        ),
+    },
 )
 async def checkout(
     request: Request[Any, Any, Any], slug: Slug, data: JSONBody[CheckoutIn], settings: SettingsDep
@@ -112,6 +118,7 @@ async def checkout(
     user = current_user(request)
     assert user is not None
     expert = await expert_by_slug(slug)
+    payments_ready(settings)
     purchase = await purchase_start(client_id=user.id, expert=expert, pack_id=data.pack_id)
     return CheckoutOut(purchase.id, await checkout_url(request, settings, purchase, slug))
 

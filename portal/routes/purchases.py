@@ -12,7 +12,13 @@ from portal.accounts.tables import Expert
 from portal.charter.services import expert_by_slug, pack_of, version_current
 from portal.charter.tables import CreditPack
 from portal.credits import ledger
-from portal.credits.checkout import TEST_OUTCOMES, stripe_checkout_url, test_checkout_complete
+from portal.credits.checkout import (
+    TEST_OUTCOMES,
+    PaymentsUnavailable,
+    stripe_checkout_url,
+    test_checkout_complete,
+    test_session,
+)
 from portal.credits.purchases import purchase_of, purchase_start
 from portal.credits.tables import Purchase, PurchaseStatus
 from portal.errors import N_, NotFound, ValidationFailed
@@ -56,15 +62,26 @@ async def buy_submit(
     user = current_user(request)
     assert user is not None
     expert, _sold, _version = await _pack(slug, pack_id)
+    payments_ready(settings)
     purchase = await purchase_start(client_id=user.id, expert=expert, pack_id=pack_id)
     return Redirect(await checkout_url(request, settings, purchase, slug), status_code=303)
+
+
+def payments_ready(settings: Settings) -> None:
+    """Refuse, before anything is recorded, to sell what this portal cannot take payment for:
+    no Stripe key, and the test checkout not enabled (TEST_CHECKOUT or DEMO)."""
+    if not settings.stripe_secret_key and not settings.test_checkout_open:
+        raise PaymentsUnavailable()
 
 
 async def checkout_url(
     request: Request[Any, Any, Any], settings: Settings, purchase: Purchase, slug: str
 ) -> str:
-    """Where to pay for this purchase: Stripe Checkout, or the test checkout without a key."""
+    """Where to pay for this purchase: Stripe Checkout, or the test checkout when enabled
+    and without a Stripe key."""
+    payments_ready(settings)
     if not settings.stripe_secret_key:
+        await test_session(purchase)
         return request.app.route_reverse("test_checkout", purchase_id=purchase.id)
     status_path = request.app.route_reverse("purchase_status", purchase_id=purchase.id)
     return await stripe_checkout_url(
@@ -82,7 +99,11 @@ async def checkout_url(
     guards=[login_required],
     include_in_schema=False,
 )
-async def test_checkout_page(request: Request[Any, Any, Any], purchase_id: PathId) -> Response[Any]:
+async def test_checkout_page(
+    request: Request[Any, Any, Any], purchase_id: PathId, settings: SettingsDep
+) -> Response[Any]:
+    if not settings.test_checkout_open:
+        raise NotFound()
     user = current_user(request)
     assert user is not None
     purchase = await purchase_of(client_id=user.id, purchase_id=purchase_id)
@@ -98,7 +119,7 @@ async def test_checkout_page(request: Request[Any, Any, Any], purchase_id: PathI
 async def test_checkout_submit(
     request: Request[Any, Any, Any], purchase_id: PathId, data: Form, settings: SettingsDep
 ) -> Response[Any]:
-    if settings.stripe_secret_key:  # real payments only, then
+    if not settings.test_checkout_open:  # real payments only, or none
         raise NotFound()
     user = current_user(request)
     assert user is not None

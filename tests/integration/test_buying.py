@@ -4,15 +4,18 @@ follows the payment."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import replace
 
 from httpx import AsyncClient
 
+from portal.accounts.tables import Expert, User
 from portal.app import create_app
 from portal.charter.tables import CreditPack
-from portal.credits.tables import Purchase, PurchaseStatus, Wallet
-from portal.settings import get_settings
+from portal.credits.tables import Purchase, PurchaseStatus, StripeEvent, Wallet
+from portal.settings import get_settings, load_settings
 from tests.integration.conftest import running
 from tests.stripe_stub import StripeStub
 from tests.support import login, make_published_expert, make_user, post_form
@@ -61,6 +64,13 @@ async def test_buying_through_the_test_checkout(client: AsyncClient) -> None:
     assert "hx-trigger" not in receipt.text  # settled: the page stops polling
     wallet = await Wallet.objects().first()
     assert wallet is not None and wallet.available == 10
+    # Its event names the session the test checkout recorded, and the purchase in metadata.
+    paid_purchase = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert paid_purchase.checkout_session == f"cs_local_{purchase.id}"
+    event = json.loads((await StripeEvent.objects().first()).payload)  # type: ignore[union-attr]
+    session = event["data"]["object"]
+    assert session["id"] == f"cs_local_{purchase.id}"
+    assert session["metadata"] == {"purchase_id": str(purchase.id)}
 
 
 async def test_a_failed_test_payment_adds_nothing(client: AsyncClient) -> None:
@@ -155,3 +165,48 @@ async def test_checkout_through_the_api(client: AsyncClient) -> None:
         "/api/v1/experts/alice-expert/checkout", json={"pack_id": 999}, headers=headers
     )
     assert missing.status_code == 404
+
+
+async def test_without_stripe_nor_test_checkout_nothing_is_sold() -> None:
+    """A production portal whose Stripe key is missing: the test checkout does not exist
+    and buying says that payments are unavailable, in the viewer's language."""
+    pack = await _setup()
+    settings = load_settings({**os.environ, "TEST_CHECKOUT": "", "DEMO": ""})
+    async with running(create_app(settings)) as client:
+        await login(client, "c@example.org")
+        buy = f"/e/alice-expert/buy/{pack.id}"
+        refused = await post_form(client, buy, {}, from_page=buy)
+        assert refused.status_code == 503
+        assert "Les paiements ne sont pas disponibles" in refused.text
+        assert await Purchase.count() == 0  # nothing recorded for a sale that cannot happen
+
+        from tests.support import PASSWORD
+
+        await User.update({User.locale: "en"}).where(User.email == "c@example.org")
+        token = (
+            await client.post(
+                "/api/v1/tokens", json={"email": "c@example.org", "password": PASSWORD}
+            )
+        ).json()["token"]
+        api = await client.post(
+            "/api/v1/experts/alice-expert/checkout",
+            json={"pack_id": pack.id},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert api.status_code == 503 and api.json()["code"] == "payments_unavailable"
+        assert "Payments are not available" in api.json()["detail"]
+        assert await Purchase.count() == 0
+
+        # A purchase recorded anyhow (earlier, under another configuration) cannot be paid here.
+        from portal.credits.purchases import purchase_start
+
+        expert = await Expert.objects().get(Expert.slug == "alice-expert")
+        user = await User.objects().get(User.email == "c@example.org")
+        purchase = await purchase_start(client_id=user.id, expert=expert, pack_id=pack.id)
+        assert (await client.get(f"/checkout/test/{purchase.id}")).status_code == 404
+        paid = await post_form(
+            client, f"/checkout/test/{purchase.id}", {"outcome": "pay"}, from_page=buy
+        )
+        assert paid.status_code == 404
+    assert (await Purchase.objects().get(Purchase.id == purchase.id)).status == "pending"
+    assert await Wallet.count() == 0

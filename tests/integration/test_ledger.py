@@ -144,6 +144,43 @@ async def test_refund_takes_back_only_unused_credits(wallet: Wallet) -> None:
     assert await ledger.balance(wallet_id=wallet.id) == ledger.Balance(available=0, held=0)
 
 
+async def test_restore_gives_taken_credits_back_to_their_lot_once(wallet: Wallet) -> None:
+    lot = await _grant(wallet, 10, "purchase:1")
+    await ledger.refund(
+        wallet_id=wallet.id, lot_id=lot.id, credits=10, key="dispute:dp_1", reference="purchase:1"
+    )
+    for _ in range(2):
+        entry = await ledger.restore(
+            wallet_id=wallet.id, lot_id=lot.id, credits=10, key="won:dp_1", reference="purchase:1"
+        )
+        assert entry is not None and entry.lot == lot.id and entry.amount == 10
+    assert (await Lot.objects().get(Lot.id == lot.id)).remaining == 10  # the same lot
+    # Never more than the lot lacks.
+    assert (
+        await ledger.restore(
+            wallet_id=wallet.id, lot_id=lot.id, credits=1, key="won:dp_2", reference="purchase:1"
+        )
+        is None
+    )
+    assert await ledger.balance(wallet_id=wallet.id) == ledger.Balance(available=10, held=0)
+
+
+async def test_credits_restored_to_an_expired_lot_expire_at_once(wallet: Wallet) -> None:
+    lot = await _grant(wallet, 4, "purchase:1", datetime.now(UTC) + timedelta(seconds=1))
+    await ledger.refund(
+        wallet_id=wallet.id, lot_id=lot.id, credits=4, key="dispute:dp_1", reference="purchase:1"
+    )
+    await Lot.update({Lot.expires_at: datetime.now(UTC) - timedelta(days=1)}).where(
+        Lot.id == lot.id
+    )
+    await ledger.restore(
+        wallet_id=wallet.id, lot_id=lot.id, credits=4, key="won:dp_1", reference="purchase:1"
+    )
+    assert await ledger.balance(wallet_id=wallet.id) == ledger.Balance(available=0, held=0)
+    kinds = [e["kind"] for e in await Entry.select(Entry.kind).order_by(Entry.id)]
+    assert kinds == ["grant", "refund", "grant", "expire"]
+
+
 async def test_amounts_must_be_positive(wallet: Wallet) -> None:
     for call in (
         ledger.grant(wallet_id=wallet.id, credits=0, expires_at=LATER, reference="x", key="x"),

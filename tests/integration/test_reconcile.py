@@ -50,7 +50,14 @@ async def _purchase(
 
 
 async def _at_stripe(stub: StripeStub, purchase: Purchase, **session: object) -> None:
-    session_id = stub.session(purchase.id, **session)
+    """The purchase's Checkout Session at Stripe, as the portal created it (its price,
+    currency and metadata), with `session` as Stripe now tells it."""
+    created = {
+        "amount_total": purchase.price_minor,
+        "currency": purchase.currency.lower(),
+        "metadata": {"purchase_id": str(purchase.id)},
+    }
+    session_id = stub.session(purchase.id, **(created | session))
     await Purchase.update({Purchase.checkout_session: session_id}).where(Purchase.id == purchase.id)
 
 
@@ -222,3 +229,28 @@ async def test_the_worker_runs_both_jobs_at_start(stripe_stub: StripeStub) -> No
     assert await _state(purchase) == (PurchaseStatus.paid.value, 10)
     assert (await ledger.balance(wallet_id=wallet.id)).available == 0
     assert await Entry.count().where(Entry.kind == EntryKind.expire.value) == 1
+
+
+async def test_the_reconciler_grants_only_what_was_paid_in_full(stripe_stub: StripeStub) -> None:
+    cheap = await _purchase("a@example.org")
+    converted = await _purchase("b@example.org")
+    dollars = await _purchase("c@example.org")
+    paid = {"status": "complete", "payment_status": "paid"}
+    await _at_stripe(stripe_stub, cheap, amount_total=1, **paid)
+    await _at_stripe(
+        stripe_stub,
+        converted,
+        amount_total=68_000,
+        currency="jpy",
+        currency_conversion={"amount_total": 420_00, "source_currency": "eur"},
+        **paid,
+    )
+    await _at_stripe(stripe_stub, dollars, currency="usd", **paid)
+    report = await purchases_reconcile(api_key=KEY, api_base=stripe_stub.url)
+    assert (report.checked, report.paid, report.mismatched) == (3, 1, 2)
+    assert await _state(converted) == (PurchaseStatus.paid.value, 10)
+    for wrong in (cheap, dollars):  # its own session will never pay it: failed
+        assert await _state(wrong) == (PurchaseStatus.failed.value, 0)
+        stored = await Purchase.objects().get(Purchase.id == wrong.id)
+        assert stored.mismatch is not None and f"cs_test_{wrong.id}" in stored.mismatch
+    assert await Entry.count().where(Entry.kind == EntryKind.grant.value) == 1

@@ -72,3 +72,19 @@ def test_local_secret_key_is_generated_once_and_private(tmp_path: Path) -> None:
     assert len(first.secret_key) >= 32
     assert first.secret_key == second.secret_key
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("environ", "enabled"),
+    [
+        ({}, False),
+        ({"TEST_CHECKOUT": "1"}, True),
+        ({"DEMO": "1"}, True),
+        ({"TEST_CHECKOUT": "0"}, False),
+    ],
+)
+def test_the_test_checkout_is_off_unless_asked_for(
+    tmp_path: Path, environ: dict[str, str], enabled: bool
+) -> None:
+    settings = load_settings({"VAR_DIR": str(tmp_path), **environ}, dotenv=tmp_path / "none")
+    assert settings.test_checkout is enabled
