@@ -270,6 +270,13 @@ def _serve_uvicorn(listener: socket.socket, args: argparse.Namespace) -> None:
 
 
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.is_https and not settings.stripe_secret_key:
+        print(
+            "error: STRIPE_SECRET_KEY must be set when BASE_URL is https: "
+            "without it, no one can buy credits",
+            file=sys.stderr,
+        )
+        return 2
     if args.fd is not None:  # a socket `portal run` keeps listening across restarts
         listener = socket.socket(fileno=args.fd)
     else:
@@ -491,6 +498,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         env["BASE_URL"] = f"http://{args.host}:{args.port}"
     if args.demo:
         env["DEMO"] = "1"  # the demo shows the emails it would send at /outbox
+    env["TEST_CHECKOUT"] = "1"  # credits are bought through the labelled test checkout
     redis: list[_Child] = []
     if embedded is not None:
         env["REDIS_URL"] = embedded.url

@@ -15,7 +15,8 @@ import pytest
 from portal.accounts.tables import Expert, Role, User
 from portal.settings import get_settings
 from tests.conftest import TMP
-from tests.processes import PORTAL, child, output, portal_run, running
+from tests.processes import PORTAL, child, output, portal_run, run_env, running
+from tests.support import free_port
 
 
 def portal(
@@ -114,6 +115,31 @@ def test_portal_run_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 201
+
+
+def test_portal_web_refuses_https_without_a_stripe_key(tmp_path: Path) -> None:
+    env = {**run_env(), "BASE_URL": "https://portal.example.fr"}
+    process = subprocess.Popen(
+        [*PORTAL, "web", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:  # it started serving
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 2
+    assert err == (
+        "error: STRIPE_SECRET_KEY must be set when BASE_URL is https: "
+        "without it, no one can buy credits\n"
+    )
+    assert out == ""
 
 
 async def test_credits_grant_and_verify_from_the_shell() -> None:

@@ -21,6 +21,7 @@ from tests.processes import (
     child,
     descendants,
     embedded_redis,
+    environment,
     get_json,
     health,
     output,
@@ -84,6 +85,8 @@ def test_portal_run_restarts_its_worker_and_web_server_when_they_die(tmp_path: P
         worker = child(run.pid, "worker")
         web = child(run.pid, "web")
         assert worker and web, "the worker and the web server are processes of `portal run`"
+        for pid in (worker, web):  # the labelled test checkout is on for local runs
+            assert environment(pid).get("TEST_CHECKOUT") == "1"
         _status, before = health(url)
 
         killed = time.monotonic()
@@ -100,6 +103,7 @@ def test_portal_run_restarts_its_worker_and_web_server_when_they_die(tmp_path: P
 
         wait_for(new_worker_beats, 20, "a new worker's heartbeat")
         print(f"worker back after {time.monotonic() - killed:.1f} s")
+        assert environment(child(run.pid, "worker") or 0).get("TEST_CHECKOUT") == "1"
 
         granian_workers = descendants(web)
         killed = time.monotonic()
