@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -584,7 +585,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _keep_private(settings: Settings) -> None:
+    """Local data (the database, Redis's files, emails, the secret key) is for this user
+    alone: what the portal creates is private by its umask (see `main`); this takes the
+    group's and others' rights from what an earlier version or another program left."""
+    places = [settings.var_dir]
+    if settings.database_engine == "sqlite":
+        database = settings.sqlite_path
+        places += [database.with_name(database.name + end) for end in ("", "-wal", "-shm")]
+    for place in places:
+        if not place.exists():
+            continue
+        for path in [place, *place.rglob("*")] if place.is_dir() else [place]:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            if mode & 0o077 and not path.is_symlink():
+                path.chmod(mode & ~0o077)
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # files and folders readable by this user only, in every process started
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -594,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    _keep_private(settings)
     return int(args.func(args, settings) or 0)
 
 

@@ -1,5 +1,5 @@
 """`portal run` and `portal web` as real processes: a port already taken, processes that die,
-Ctrl-C under load."""
+Ctrl-C under load, private files under var/."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import time
 import urllib.parse
@@ -204,3 +205,26 @@ def test_stopping_under_load_ends_every_process(tmp_path: Path, how: str) -> Non
             connection.close()
     assert "The portal has stopped." in output(tmp_path)
     print(f"{len(tree)} processes ended {seconds:.1f} s after {how}")
+
+
+def test_files_under_var_are_private(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    (var / "outbox").mkdir(parents=True)
+    (var / "outbox" / "earlier.eml").write_text("From: earlier run\n")
+    for path, mode in ((var, 0o755), (var / "outbox", 0o755), (var / "outbox/earlier.eml", 0o644)):
+        path.chmod(mode)
+    env = run_env()
+    env.pop("SECRET_KEY")  # generated into var/ then
+    with portal_run(tmp_path, "--demo", env=env):
+        pass
+    found = {
+        path.relative_to(var).as_posix(): stat.S_IMODE(path.lstat().st_mode)
+        for path in [var, *var.rglob("*")]
+    }
+    assert "secret_key" in found and "outbox/earlier.eml" in found
+    if "DATABASE_URL" not in env:
+        assert "portal.sqlite" in found
+    if embedded_redis(env):
+        assert "redis/portal.aof" in found
+    open_to_others = {name: oct(mode) for name, mode in found.items() if mode & 0o077}
+    assert open_to_others == {}
