@@ -385,23 +385,23 @@ class _Child:
 
 def _stop(children: list[_Child], timeout_s: float) -> None:
     """SIGTERM each process; after `timeout_s`, SIGKILL every group with a process left."""
-    started = [child for child in children if child.process is not None]
-    for child in started:
-        if not child.stopped():
-            child.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    started = {child.name: child.process for child in children if child.process is not None}
+    for process in started.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not all(_ended(child) for child in started):
+    while time.monotonic() < deadline and not all(map(_ended, started.values())):
         time.sleep(0.05)
-    for child in started:
-        if not _ended(child):
-            log.warning("the %s still runs %d s after SIGTERM: killed", child.name, timeout_s)
-            _kill_group(child.process.pid)  # type: ignore[union-attr]
-        child.process.wait()  # type: ignore[union-attr]
+    for name, process in started.items():
+        if not _ended(process):
+            log.warning("the %s still runs %d s after SIGTERM: killed", name, timeout_s)
+            _kill_group(process.pid)
+        process.wait()
 
 
-def _ended(child: _Child) -> bool:
+def _ended(process: subprocess.Popen[bytes]) -> bool:
     """The process ended, and whatever it started too."""
-    return child.stopped() and not _group_running(child.process.pid)  # type: ignore[union-attr]
+    return process.poll() is not None and not _group_running(process.pid)
 
 
 def _wait_until_up(
@@ -440,7 +440,8 @@ def _supervise(
         stopping = True
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, on_signal)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # as `nohup` leaves SIGHUP
+            signal.signal(signum, on_signal)
     code = 0
     try:
         for child in redis:
