@@ -355,9 +355,9 @@ class _Child:
         self.failures = 0
         self.restart_at: float | None = None
 
-    def launch(self) -> subprocess.Popen[bytes]:
+    def launch(self, now: float | None = None) -> subprocess.Popen[bytes]:
         self.process = self._start()
-        self.started_at = time.monotonic()
+        self.started_at = time.monotonic() if now is None else now
         self.restart_at = None
         return self.process
 
@@ -367,7 +367,7 @@ class _Child:
     def watch(self, now: float) -> None:
         if self.restart_at is not None:
             if now >= self.restart_at:
-                log.info("the %s starts again (pid %s)", self.name, self.launch().pid)
+                log.info("the %s starts again (pid %s)", self.name, self.launch(now).pid)
             return
         if self.process is None or (code := self.process.poll()) is None:
             return
