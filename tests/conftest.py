@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TMP = Path(tempfile.mkdtemp(prefix="portal-tests-"))
 ARTIFACTS = ROOT / "test-artifacts"
 
+os.umask(0o077)  # as the `portal` command: what the tests create is private
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{TMP}/test.sqlite")
 os.environ["SECRET_KEY"] = "tests-only-secret-key-0123456789abcdefghijklmnop"
 os.environ["VAR_DIR"] = str(TMP / "var")

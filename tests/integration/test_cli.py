@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,8 +15,8 @@ import pytest
 from portal.accounts.tables import Expert, Role, User
 from portal.settings import get_settings
 from tests.conftest import TMP
-
-PORTAL = [sys.executable, "-m", "portal.cli"]
+from tests.processes import PORTAL, child, output, portal_run, run_env, running
+from tests.support import free_port
 
 
 def portal(
@@ -78,125 +75,71 @@ async def test_demo_seed_is_idempotent() -> None:
     assert await Expert.count() == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str) -> tuple[int, dict[str, object]]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def _processes_in(folder: Path) -> set[int]:
-    """Processes whose working directory is in `folder` (our children and Redis)."""
+    """Running processes whose working directory is in `folder` (our children and Redis)."""
     found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cwd = (entry / "cwd").resolve()
-            except OSError:
-                continue
-            if cwd == folder or folder in cwd.parents:
-                found.add(int(entry.name))
+    for pid in running(
+        {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
+    ):
+        try:
+            cwd = Path(f"/proc/{pid}/cwd").resolve()
+        except OSError:
+            continue
+        if cwd == folder or folder in cwd.parents:
+            found.add(pid)
     return found
-
-
-def _run_env() -> dict[str, str]:
-    """The defaults a newcomer gets (SQLite under var/, embedded Redis), unless this suite
-    runs against servers, in which case `portal run` uses them too."""
-    env = dict(os.environ)
-    env.pop("VAR_DIR", None)
-    if get_settings().database_engine == "sqlite":
-        env.pop("DATABASE_URL", None)
-        if env.get("REDIS_URL", "").startswith("unix://"):
-            env.pop("REDIS_URL")
-    return env
-
-
-def _start_and_stop(folder: Path, *args: str) -> str:
-    port = _free_port()
-    process = subprocess.Popen(
-        [*PORTAL, "run", "--port", str(port), *args],
-        cwd=folder,
-        env=_run_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        status, body = 0, {}
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                status, body = _get(f"http://127.0.0.1:{port}/healthz")
-            except OSError:
-                time.sleep(0.3)
-                continue
-            if status == 200:
-                break
-            time.sleep(0.3)
-        assert status == 200, (status, body)
-        assert body["worker"]["ok"] is True  # type: ignore[index]
-        children = _processes_in(folder) - {process.pid}
-        assert children, "the worker and the web server run as processes of their own"
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        output, _ = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert process.returncode == 0, output
-    assert "The portal has stopped." in output
-    time.sleep(0.5)
-    assert _processes_in(folder) == set(), "no process left behind"
-    return output
 
 
 @pytest.mark.slow
 def test_portal_run_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
-    output = _start_and_stop(tmp_path, "--demo")
-    assert "The portal is starting at http://127.0.0.1:" in output
-    assert "expert@example.com" in output and "client@example.com" in output
+    with portal_run(tmp_path, "--demo") as (run, _url):
+        assert child(run.pid, "worker") and child(run.pid, "web"), "processes of their own"
+        os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert run.wait(timeout=30) == 0, output(tmp_path)
+        assert _processes_in(tmp_path) == set(), "no process left behind"
+    said = output(tmp_path)
+    assert "The portal is starting at http://127.0.0.1:" in said
+    assert "expert@example.com" in said and "client@example.com" in said
+    assert "The portal has stopped." in said
     if get_settings().database_engine == "sqlite":
         assert (tmp_path / "var" / "portal.sqlite").is_file()
         assert (tmp_path / "var" / "redis" / "portal.rdb").is_file()
     # A second start keeps the data: the demo client still logs in.
-    port = _free_port()
+    with portal_run(tmp_path) as (_run, url):
+        request = urllib.request.Request(
+            f"{url}/api/v1/tokens",
+            data=json.dumps(
+                {"email": "client@example.com", "password": "demo-client-2026"}
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+
+
+def test_portal_web_refuses_https_without_a_stripe_key(tmp_path: Path) -> None:
+    env = {**run_env(), "BASE_URL": "https://portal.example.fr"}
     process = subprocess.Popen(
-        [*PORTAL, "run", "--port", str(port)],
+        [*PORTAL, "web", "--port", str(free_port())],
         cwd=tmp_path,
-        env=_run_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        created = None
-        while time.monotonic() < deadline and created is None:
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/api/v1/tokens",
-                data=json.dumps(
-                    {"email": "client@example.com", "password": "demo-client-2026"}
-                ).encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    created = response.status
-            except OSError:
-                time.sleep(0.3)
-        assert created == 201
+        out, err = process.communicate(timeout=30)
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=30)
-    assert process.returncode == 0
+        if process.poll() is None:  # it started serving
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 2
+    assert err == (
+        "error: STRIPE_SECRET_KEY must be set when BASE_URL is https: "
+        "without it, no one can buy credits\n"
+    )
+    assert out == ""
 
 
 async def test_credits_grant_and_verify_from_the_shell() -> None:

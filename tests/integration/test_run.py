@@ -1,0 +1,230 @@
+"""`portal run` and `portal web` as real processes: a port already taken, processes that die,
+Ctrl-C under load, private files under var/."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.processes import (
+    PORTAL,
+    child,
+    descendants,
+    embedded_redis,
+    environment,
+    get_json,
+    health,
+    output,
+    portal_run,
+    run_env,
+    running,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+CLIENT = ("client@example.com", "demo-client-2026")  # seeded by `portal run --demo`
+
+
+def _start_on_taken_port(folder: Path, command: str, port: int) -> tuple[float, str, int]:
+    """`portal <command>` on `port`: (seconds until it stopped, its output, its exit code)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [*PORTAL, command, "--port", str(port)],
+        cwd=folder,
+        env=run_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return time.monotonic() - started, done.stdout + done.stderr, done.returncode
+
+
+@pytest.mark.parametrize("command", ["run", "web"])
+def test_a_port_in_use_stops_the_command_at_once(tmp_path: Path, command: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        seconds, said, code = _start_on_taken_port(tmp_path, command, port)
+    assert code == 2, said
+    assert said.startswith(f"error: port {port} is in use") and said.count("\n") == 1, said
+    assert seconds < 10, seconds
+    print(f"`portal {command}` stopped after {seconds:.2f} s")
+
+
+def test_a_second_portal_run_on_the_same_port_stops_and_the_first_serves_on(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    with portal_run(tmp_path / "first") as (first, url):
+        port = int(url.rsplit(":", 1)[1])
+        seconds, said, code = _start_on_taken_port(tmp_path / "second", "run", port)
+        assert code == 2, said
+        assert f"error: port {port} is in use" in said
+        for _ in range(20):
+            status, _body = health(url)
+            assert status == 200
+        assert first.poll() is None
+    print(f"the second `portal run` stopped after {seconds:.2f} s")
+
+
+def test_portal_run_restarts_its_worker_and_web_server_when_they_die(tmp_path: Path) -> None:
+    with portal_run(tmp_path) as (run, url):
+        worker = child(run.pid, "worker")
+        web = child(run.pid, "web")
+        assert worker and web, "the worker and the web server are processes of `portal run`"
+        for pid in (worker, web):  # the labelled test checkout is on for local runs
+            assert environment(pid).get("TEST_CHECKOUT") == "1"
+        _status, before = health(url)
+
+        killed = time.monotonic()
+        os.kill(worker, signal.SIGKILL)
+
+        def new_worker_beats() -> bool:
+            status, body = get_json(f"{url}/healthz")  # the site answers all along
+            assert status in (200, 503), status
+            replaced = child(run.pid, "worker") not in (None, worker)
+            return (
+                replaced
+                and body["worker"]["last_heartbeat"] != (before["worker"]["last_heartbeat"])
+            )
+
+        wait_for(new_worker_beats, 20, "a new worker's heartbeat")
+        print(f"worker back after {time.monotonic() - killed:.1f} s")
+        assert environment(child(run.pid, "worker") or 0).get("TEST_CHECKOUT") == "1"
+
+        granian_workers = descendants(web)
+        killed = time.monotonic()
+        os.kill(web, signal.SIGKILL)
+        wait_for(lambda: not running(granian_workers), 5, "the dead server's workers gone")
+
+        def new_web_answers() -> bool:
+            return child(run.pid, "web") not in (None, web) and health(url)[0] == 200
+
+        wait_for(new_web_answers, 20, "a new web server answering")
+        print(f"web server back after {time.monotonic() - killed:.1f} s")
+        assert run.poll() is None
+    said = output(tmp_path)
+    assert "the worker stopped (killed by SIGKILL); restarting it in 1 s" in said
+    assert "the web server stopped (killed by SIGKILL); restarting it in 1 s" in said
+
+
+def _logged_in(url: str) -> urllib.request.OpenerDirector:
+    """A browser's cookies, logged in as the demo client through the login form."""
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with browser.open(f"{url}/login", timeout=5) as page:
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.read().decode())
+    assert token, "the login page has a CSRF field"
+    form = {"email": CLIENT[0], "password": CLIENT[1], "_csrf_token": token.group(1)}
+    with browser.open(f"{url}/login", urllib.parse.urlencode(form).encode(), timeout=10) as done:
+        assert done.url.endswith("/me"), done.url
+    return browser
+
+
+def _signed_in(browser: urllib.request.OpenerDirector, url: str) -> bool:
+    with browser.open(f"{url}/me", timeout=5) as page:
+        return page.url.endswith("/me")  # not sent back to the login page
+
+
+def test_portal_run_restarts_its_embedded_redis_and_keeps_its_data(tmp_path: Path) -> None:
+    if not embedded_redis(run_env()):
+        pytest.skip("REDIS_URL names a server: `portal run` starts no Redis of its own")
+    with portal_run(tmp_path, "--demo") as (run, url):
+        browser = _logged_in(url)
+        redis = child(run.pid, "redis-server")
+        assert redis, "the embedded Redis is a process of `portal run`"
+        _status, before = health(url)
+        killed = time.monotonic()
+        os.kill(redis, signal.SIGKILL)
+        wait_for(lambda: health(url)[0] == 503, 10, "/healthz telling Redis is down")
+
+        def healthy_with_a_new_heartbeat() -> bool:
+            status, body = health(url)
+            beat = body.get("worker", {}).get("last_heartbeat")
+            return status == 200 and beat != before["worker"]["last_heartbeat"]
+
+        wait_for(healthy_with_a_new_heartbeat, 30, "/healthz healthy, the worker beating again")
+        print(f"Redis and the worker back after {time.monotonic() - killed:.1f} s")
+        assert child(run.pid, "redis-server") not in (None, redis)
+        assert _signed_in(browser, url), "the session survived the restart"
+        assert _signed_in(_logged_in(url), url)
+    assert "the embedded Redis stopped (killed by SIGKILL)" in output(tmp_path)
+
+
+def _load(port: int, requests: int, slow: int) -> list[socket.socket]:
+    """`requests` requests in flight and `slow` clients still sending their headers."""
+    connections = []
+    for n in range(requests + slow):
+        connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+        head = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        connection.sendall((head if n < slow else head + "\r\n").encode())
+        connections.append(connection)
+    return connections
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_stopping_under_load_ends_every_process(tmp_path: Path, how: str) -> None:
+    with portal_run(tmp_path) as (run, url):
+        port = int(url.rsplit(":", 1)[1])
+        connections = _load(port, requests=180, slow=20)
+        tree = descendants(run.pid) | {run.pid}
+        asked = time.monotonic()
+        if how == "ctrl-c":
+            os.killpg(run.pid, signal.SIGINT)  # what a terminal does
+        else:
+            run.send_signal(signal.SIGTERM)  # what a service manager does
+        wait_for(lambda: not running(tree), 20, f"every process ended ({len(tree)})")
+        seconds = time.monotonic() - asked
+        assert run.wait(timeout=5) == 0
+        assert _port_free(port)
+        for connection in connections:
+            connection.close()
+    assert "The portal has stopped." in output(tmp_path)
+    print(f"{len(tree)} processes ended {seconds:.1f} s after {how}")
+
+
+def test_files_under_var_are_private(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    (var / "outbox").mkdir(parents=True)
+    (var / "outbox" / "earlier.eml").write_text("From: earlier run\n")
+    for path, mode in ((var, 0o755), (var / "outbox", 0o755), (var / "outbox/earlier.eml", 0o644)):
+        path.chmod(mode)
+    env = run_env()
+    env.pop("SECRET_KEY")  # generated into var/ then
+    with portal_run(tmp_path, "--demo", env=env):
+        pass
+    found = {
+        path.relative_to(var).as_posix(): stat.S_IMODE(path.lstat().st_mode)
+        for path in [var, *var.rglob("*")]
+    }
+    assert "secret_key" in found and "outbox/earlier.eml" in found
+    if "DATABASE_URL" not in env:
+        assert "portal.sqlite" in found
+    if embedded_redis(env):
+        assert "redis/portal.aof" in found
+    open_to_others = {name: oct(mode) for name, mode in found.items() if mode & 0o077}
+    assert open_to_others == {}
