@@ -3,7 +3,10 @@ times are never offered; a broken calendar is marked for the expert and stops no
 
 from __future__ import annotations
 
+import json
+import resource
 import threading
+import time as clock
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,12 +15,15 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
+from httpx import AsyncClient
 
 from portal.booking.availability import calendar_add
 from portal.booking.services import free_slots
 from portal.booking.sync import calendars_sync
 from portal.booking.tables import ExternalCalendar
-from tests.support import make_published_expert
+from tests.integration.test_worker_faults import _wait_for as wait_for
+from tests.integration.test_worker_faults import worker
+from tests.support import login, make_published_expert
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -44,9 +50,14 @@ def _calendar() -> bytes:
     return calendar.to_ical()
 
 
+SERVED: dict[str, bytes] = {}  # more files, by path
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        if self.path == "/busy.ics":
+        if self.path in SERVED:
+            body, status = SERVED[self.path], 200
+        elif self.path == "/busy.ics":
             body, status = _calendar(), 200
         elif self.path == "/page.html":
             body, status = b"<html>not a calendar</html>", 200
@@ -113,3 +124,138 @@ async def test_the_worker_refuses_addresses_inside_our_network(calendar_server: 
     assert (report.ok, report.failed) == (0, 1)
     calendar = await ExternalCalendar.objects().first()
     assert calendar is not None and (calendar.status, calendar.error) == ("error", "private")
+
+
+HOURS = ",".join(str(h) for h in range(24))
+MINUTES = ",".join(str(m) for m in range(60))
+# Each a few hundred bytes; before each was read in a child process with limits, they cost
+# the worker 35 s of CPU and 1.2 GB (minutes), all its memory (seconds), or never ended.
+HOSTILE = {
+    "minutes": ("20260101T000000Z", f"FREQ=DAILY;BYHOUR={HOURS};BYMINUTE={MINUTES}"),
+    "seconds": (
+        "20260101T000000Z",
+        f"FREQ=DAILY;BYHOUR={HOURS};BYMINUTE={MINUTES};BYSECOND={MINUTES}",
+    ),
+    "year-one": ("00010101T000000Z", f"FREQ=DAILY;BYHOUR={HOURS};BYMINUTE={MINUTES}"),
+}
+
+
+def _with_hostile(start: str, rule: str, copies: int = 1) -> bytes:
+    """The weekday stand-up, and a series written to exhaust whoever expands it."""
+    calendar = icalendar.Calendar.from_ical(_calendar())
+    for n in range(copies):
+        calendar.add_component(
+            icalendar.Event.from_ical(
+                f"BEGIN:VEVENT\r\nUID:hostile-{n}@test\r\nSUMMARY:Tick\r\n"
+                f"DTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{start}\r\n"
+                f"RRULE:{rule}\r\nEND:VEVENT\r\n"
+            )
+        )
+    return calendar.to_ical()
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _tuesday_is_busy(expert: Any) -> bool:
+    monday = _monday()
+    free = await free_slots(
+        expert,
+        channel="call",
+        duration=30,
+        first=monday,
+        last=monday + timedelta(days=1),
+        tz="Europe/Paris",
+    )
+    local = {s.astimezone(PARIS).strftime("%a %H:%M") for s in free.starts}
+    return "Tue 09:15" in local and "Tue 10:00" not in local
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+async def test_a_series_written_to_exhaust_the_worker_is_ignored_and_named(
+    client: AsyncClient, calendar_server: str, name: str
+) -> None:
+    expert = await make_published_expert()
+    SERVED["/hostile.ics"] = _with_hostile(*HOSTILE[name])
+    hostile = await calendar_add(expert, url=f"{calendar_server}/hostile.ics", name="Work")
+    peak, began = _peak_mb(), clock.monotonic()
+    report = await calendars_sync(allow_private=True)
+    elapsed, grown = clock.monotonic() - began, _peak_mb() - peak
+    assert elapsed < 20, f"{elapsed:.1f} s"
+    assert grown < 150, f"the worker's memory grew by {grown:.0f} MB"
+    assert (report.ok, report.failed) == (1, 0)
+    read = await ExternalCalendar.objects().get(ExternalCalendar.id == hostile.id)
+    assert json.loads(read.ignored) == [{"uid": "hostile-0@test", "summary": "Tick"}]
+    assert await _tuesday_is_busy(expert)  # the rest of the calendar is read
+    await login(client, "expert@example.org")
+    page = (await client.get("/expert/availability")).text
+    assert "Non lus (répétés trop souvent, ou répétition illisible)" in page
+    assert "«&nbsp;Tick&nbsp;»" in page
+
+
+async def test_a_calendar_too_complex_to_read_keeps_its_last_busy_times(
+    client: AsyncClient, calendar_server: str
+) -> None:
+    """Rules that never match keep a rule engine searching year after year: the child
+    reading them is stopped at its CPU limit, the calendar is marked, its busy times stay,
+    and the other calendars are read in the same round."""
+    expert = await make_published_expert()
+    other = await make_published_expert("other@example.org", "other-expert")
+    SERVED["/changing.ics"] = _calendar()
+    changing = await calendar_add(expert, url=f"{calendar_server}/changing.ics", name="Work")
+    assert (await calendars_sync(allow_private=True)).ok == 1
+    SERVED["/changing.ics"] = _with_hostile(
+        "20260101T000000Z", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", copies=8
+    )
+    fine = await calendar_add(other, url=f"{calendar_server}/busy.ics", name="Work")
+    peak, began = _peak_mb(), clock.monotonic()
+    report = await calendars_sync(everything=True, allow_private=True)
+    elapsed, grown = clock.monotonic() - began, _peak_mb() - peak
+    assert elapsed < 20, f"{elapsed:.1f} s"
+    assert grown < 150, f"the worker's memory grew by {grown:.0f} MB"
+    assert (report.ok, report.failed) == (1, 1)
+    states = {c.id: (c.status, c.error) for c in await ExternalCalendar.objects()}
+    assert states == {changing.id: ("error", "too_complex"), fine.id: ("ok", "")}
+    assert await _tuesday_is_busy(expert)  # the last busy times are kept
+    await login(client, "expert@example.org")
+    assert (
+        "Le calendrier est trop complexe pour être lu."
+        in (await client.get("/expert/availability")).text
+    )
+
+
+async def _status(calendar_id: int) -> tuple[str, str]:
+    calendar = await ExternalCalendar.objects().get(ExternalCalendar.id == calendar_id)
+    return calendar.status, calendar.error
+
+
+@pytest.mark.slow
+async def test_a_worker_reads_a_calendar_on_the_intranet_only_when_allowed(
+    calendar_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A firm's own calendar server on its network, served here on the loopback, read by
+    real `portal worker` processes: refused by default, read with CALENDARS_ALLOW_PRIVATE."""
+    expert = await make_published_expert()
+    calendar = await calendar_add(expert, url=f"{calendar_server}/busy.ics", name="Nextcloud")
+
+    async def read() -> bool:
+        return (await _status(calendar.id))[0] != "pending"
+
+    monkeypatch.delenv("CALENDARS_ALLOW_PRIVATE", raising=False)
+    with worker("worker-public-only"):
+        await wait_for(read)
+    assert await _status(calendar.id) == ("error", "private")
+    assert not await _tuesday_is_busy(expert)
+
+    await ExternalCalendar.update({ExternalCalendar.synced_at: None}).where(
+        ExternalCalendar.id == calendar.id
+    )
+    monkeypatch.setenv("CALENDARS_ALLOW_PRIVATE", "1")
+
+    async def read_again() -> bool:
+        return (await _status(calendar.id))[0] == "ok"
+
+    with worker("worker-intranet"):
+        await wait_for(read_again)
+    assert await _tuesday_is_busy(expert)
