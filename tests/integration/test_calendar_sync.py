@@ -8,6 +8,7 @@ import resource
 import threading
 import time as clock
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,15 +16,20 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
+from arq.worker import Worker
 from httpx import AsyncClient
 
 from portal.booking.availability import calendar_add
 from portal.booking.services import free_slots
 from portal.booking.sync import calendars_sync
 from portal.booking.tables import ExternalCalendar
+from portal.db import is_postgres
+from portal.redis import connect
+from portal.settings import get_settings
 from tests.integration.test_worker_faults import _wait_for as wait_for
 from tests.integration.test_worker_faults import worker
-from tests.support import login, make_published_expert
+from tests.support import login, make_published_expert, post_form
+from workers.settings import sync_calendar
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -259,3 +265,65 @@ async def test_a_worker_reads_a_calendar_on_the_intranet_only_when_allowed(
     with worker("worker-intranet"):
         await wait_for(read_again)
     assert await _tuesday_is_busy(expert)
+
+
+async def _run_queued_jobs() -> None:
+    """The jobs queued so far, run by an arq worker with the calendar job alone (no sweep:
+    what gets read here was read by the job the page queued)."""
+    settings = replace(get_settings(), calendars_allow_private=True)
+    redis = connect(settings.redis_url or "")
+    runner = Worker(
+        functions=[sync_calendar],
+        redis_pool=redis,
+        burst=True,
+        poll_delay=0.01,
+        handle_signals=False,
+        ctx={"settings": settings},
+    )
+    try:
+        await runner.async_run()
+    finally:
+        await runner.close()
+        await redis.aclose()
+
+
+async def test_a_calendar_added_again_is_read_at_once(
+    client: AsyncClient, calendar_server: str
+) -> None:
+    """Removed then added again, a calendar may get its old id back (SQLite reuses the
+    highest id; a restored PostgreSQL sequence too), while arq still keeps the first read's
+    job id for an hour: the new one must be read at once all the same."""
+    await make_published_expert()
+    await login(client, "expert@example.org")
+
+    async def add() -> ExternalCalendar:
+        added = await post_form(
+            client,
+            "/expert/availability/calendars",
+            {"url": f"{calendar_server}/busy.ics", "name": "Work"},
+            from_page="/expert/availability",
+        )
+        assert added.status_code == 303
+        calendar = await ExternalCalendar.objects().first()
+        assert calendar is not None
+        return calendar
+
+    first = await add()
+    await _run_queued_jobs()
+    assert await _status(first.id) == ("ok", "")
+    removed = await post_form(
+        client,
+        f"/expert/availability/calendars/{first.id}/delete",
+        {},
+        from_page="/expert/availability",
+    )
+    assert removed.status_code == 303
+    if is_postgres():
+        await ExternalCalendar.raw(
+            "SELECT setval(pg_get_serial_sequence('booking_external_calendar', 'id'), {}, false)",
+            first.id,
+        )
+    again = await add()
+    assert again.id == first.id  # the case at stake
+    await _run_queued_jobs()
+    assert await _status(again.id) == ("ok", "")
