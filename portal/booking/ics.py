@@ -5,9 +5,10 @@ Everything goes through `icalendar`, never hand-written text. What we write foll
 and 5546 as the common clients read them: a UID that stays the same for the booking's life
 and says nothing about anyone, a SEQUENCE that grows on each change, METHOD:CANCEL with
 STATUS:CANCELLED for a cancellation (Gmail keeps the event otherwise), DTSTAMP in UTC, and a
-VTIMEZONE for every TZID. What we read comes from anyone's server: it is fetched within
-limits of redirects, size and time, and every failure is a CalendarError with a stable code
-(its busy times are then read by `portal.booking.busy`, in `portal.booking.sandbox`).
+VTIMEZONE for every TZID, complete and the same in every file (`portal.booking.vtimezone`).
+What we read comes from anyone's server: it is fetched within limits of redirects, size and
+time, and every failure is a CalendarError with a stable code (its busy times are then read
+by `portal.booking.busy`, in `portal.booking.sandbox`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ import httpx
 import icalendar
 
 from portal.booking.busy import CalendarError
+from portal.booking.vtimezone import vtimezone
 
 PRODID = "-//Portal//Bookings//FR"
 # How often subscribed clients should refresh the feed, for those that listen (Apple,
 # Outlook); Google refreshes on its own schedule.
 FEED_REFRESH = timedelta(hours=1)
-# Local dates may differ from UTC dates by a day either way.
-TIMEZONE_MARGIN = timedelta(days=2)
 MAX_REDIRECTS = 5
 
 
@@ -84,15 +84,10 @@ def _calendar(events: Sequence[Event], *, method: str, prodid: str) -> icalendar
     calendar.version = "2.0"
     calendar.prodid = prodid
     calendar.method = method
+    for tz in sorted({event.tz for event in events}):
+        calendar.add_component(vtimezone(tz))
     for event in events:
         calendar.add_component(_vevent(event))
-    if events:
-        # Each VTIMEZONE covers the events' dates only: a few lines rather than every
-        # transition since 1970, and no long RDATE lists, which some readers get wrong.
-        calendar.add_missing_timezones(
-            first_date=min(event.starts_at for event in events).date() - TIMEZONE_MARGIN,
-            last_date=max(event.ends_at for event in events).date() + TIMEZONE_MARGIN,
-        )
     return calendar
 
 
