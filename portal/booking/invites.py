@@ -67,6 +67,12 @@ def client_invite(
 async def expert_feed(expert: Expert, availability: Availability, *, base_url: str) -> bytes:
     """The expert's bookings from two months back, cancelled ones marked as such, said in
     the expert's language (the feed is fetched by their calendar's servers, not by them)."""
+    owner = await User.objects().get(User.id == expert.user)
+    with i18n.speaking(owner.locale, availability.timezone):
+        return await _feed(expert, availability, base_url=base_url)
+
+
+async def _feed(expert: Expert, availability: Availability, *, base_url: str) -> bytes:
     since = datetime.now(UTC) - timedelta(days=FEED_DAYS_BACK)
     rows = (
         await Booking.objects()
@@ -77,27 +83,24 @@ async def expert_feed(expert: Expert, availability: Availability, *, base_url: s
         user.id: user
         for user in await User.objects().where(User.id.is_in([b.client for b in rows] or [0]))
     }
-    owner = await User.objects().get(User.id == expert.user)
-    with i18n.speaking(owner.locale, availability.timezone):
-        events = []
-        for booking in rows:
-            client = clients[booking.client]
-            who = client.name or client.email
-            how = booking.meeting_url or (
-                booking.phone if booking.call_mode == CallMode.expert_calls.value else ""
+    events = []
+    for booking in rows:
+        client = clients[booking.client]
+        who = client.name or client.email
+        how = booking.meeting_url or (
+            booking.phone if booking.call_mode == CallMode.expert_calls.value else ""
+        )
+        events.append(
+            Event(
+                uid=_uid(booking, base_url),
+                sequence=booking.sequence,
+                starts_at=booking.starts_at,
+                ends_at=booking.ends_at,
+                tz=availability.timezone,
+                summary=f"{_what(booking)} — {who}",
+                description=f"{client.email}\n{how}".strip(),
+                location=how,
+                cancelled=booking.status == BookingStatus.cancelled.value,
             )
-            events.append(
-                Event(
-                    uid=_uid(booking, base_url),
-                    sequence=booking.sequence,
-                    starts_at=booking.starts_at,
-                    ends_at=booking.ends_at,
-                    tz=availability.timezone,
-                    summary=f"{_what(booking)} — {who}",
-                    description=f"{client.email}\n{how}".strip(),
-                    location=how,
-                    cancelled=booking.status == BookingStatus.cancelled.value,
-                )
-            )
-        name = _("%(name)s — Bookings") % {"name": expert.display_name}
-    return feed(events, name=name)
+        )
+    return feed(events, name=_("%(name)s — Bookings") % {"name": expert.display_name})

@@ -90,6 +90,20 @@ def calendar_server() -> Iterator[str]:
         server.server_close()
 
 
+async def _free_next_monday_and_tuesday(expert: Any) -> set[str]:
+    """The starts of free 30-minute calls, as "Tue 09:15" in Paris."""
+    monday = _monday()
+    free = await free_slots(
+        expert,
+        channel="call",
+        duration=30,
+        first=monday,
+        last=monday + timedelta(days=1),
+        tz="Europe/Paris",
+    )
+    return {s.astimezone(PARIS).strftime("%a %H:%M") for s in free.starts}
+
+
 async def test_busy_times_are_never_offered(calendar_server: str) -> None:
     expert = await make_published_expert()
     broken = await calendar_add(expert, url=f"{calendar_server}/missing.ics", name="Old")
@@ -103,16 +117,7 @@ async def test_busy_times_are_never_offered(calendar_server: str) -> None:
         not_ics.id: ("error", "not_calendar"),
         good.id: ("ok", ""),
     }
-    monday = _monday()
-    free = await free_slots(
-        expert,
-        channel="call",
-        duration=30,
-        first=monday,
-        last=monday + timedelta(days=1),
-        tz="Europe/Paris",
-    )
-    local = {s.astimezone(PARIS).strftime("%a %H:%M") for s in free.starts}
+    local = await _free_next_monday_and_tuesday(expert)
     assert "Mon 10:00" in local  # the cancelled occurrence (EXDATE) frees Monday
     # Tuesday 10:00-11:00 is busy; with the 10-minute buffer, no call from 09:30 to 11:00.
     assert not {"Tue 09:30", "Tue 09:45", "Tue 10:00", "Tue 10:30", "Tue 10:45"} & local
@@ -165,16 +170,7 @@ def _peak_mb() -> float:
 
 
 async def _tuesday_is_busy(expert: Any) -> bool:
-    monday = _monday()
-    free = await free_slots(
-        expert,
-        channel="call",
-        duration=30,
-        first=monday,
-        last=monday + timedelta(days=1),
-        tz="Europe/Paris",
-    )
-    local = {s.astimezone(PARIS).strftime("%a %H:%M") for s in free.starts}
+    local = await _free_next_monday_and_tuesday(expert)
     return "Tue 09:15" in local and "Tue 10:00" not in local
 
 
