@@ -3,7 +3,9 @@ times are never offered; a broken calendar is marked for the expert and stops no
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import resource
 import threading
 import time as clock
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +23,7 @@ from arq.worker import Worker
 from httpx import AsyncClient
 
 from portal.booking.availability import calendar_add
+from portal.booking.sandbox import busy_in_sandbox
 from portal.booking.services import free_slots
 from portal.booking.sync import calendars_sync
 from portal.booking.tables import ExternalCalendar
@@ -323,3 +327,35 @@ async def test_a_calendar_added_again_is_read_at_once(
     assert again.id == first.id  # the case at stake
     await _run_queued_jobs()
     assert await _status(again.id) == ("ok", "")
+
+
+def _sandbox_children() -> list[int]:
+    """Readers this process started that are still running."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and b"portal.booking.sandbox" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def test_a_read_cancelled_with_its_job_stops_its_reader() -> None:
+    """arq cancels a job at its timeout or at shutdown: the child goes with it (a thread
+    would have gone on expanding)."""
+    never_matching = _with_hostile(
+        "20260101T000000Z", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", copies=8
+    )
+    now = datetime.now(UTC)
+    reading = asyncio.create_task(
+        busy_in_sandbox(never_matching, now, now + timedelta(days=366), tz="UTC")
+    )
+    await asyncio.sleep(1)
+    assert _sandbox_children(), "the reader should be running"
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert _sandbox_children() == []
