@@ -11,11 +11,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
+import ics as ics_py
 import pytest
 import vobject
 from dateutil.tz import tzical
-from ics import Event as IcsEvent
-from ics.grammar.parse import string_to_container
 
 from portal.booking.ics import Event, feed, invite
 from portal.booking.vtimezone import vtimezone
@@ -153,18 +152,12 @@ def with_vobject(data: bytes) -> dict[str, tuple[datetime, datetime]]:
 
 
 def with_ics(data: bytes) -> dict[str, tuple[datetime, datetime]]:
-    """ics (ics-py) reads the local time and the TZID's name. Its Calendar keeps events in a
-    set whose hash collisions recurse without end, so events are read one by one."""
-    (calendar,) = string_to_container(data.decode())
-    found = {}
-    for container in calendar:
-        if container.name == "VEVENT":
-            event = IcsEvent._from_container(container, tz={})
-            found[event.uid] = (
-                event.begin.datetime.astimezone(UTC),
-                event.end.datetime.astimezone(UTC),
-            )
-    return found
+    """ics (ics-py) reads the local time and the TZID's name."""
+    calendar = ics_py.Calendar(data.decode())
+    return {
+        e.uid: (e.begin.datetime.astimezone(UTC), e.end.datetime.astimezone(UTC))
+        for e in calendar.events
+    }
 
 
 def with_icalendar(data: bytes) -> dict[str, tuple[datetime, datetime]]:
