@@ -54,6 +54,7 @@ class Settings:
     test_checkout: bool = False  # TEST_CHECKOUT=1 or DEMO=1: the labelled test checkout
     var_dir: Path = Path("var")
     trusted_proxies: frozenset[str] = frozenset()
+    calendars_allow_private: bool = False  # read calendar addresses on private networks
 
     @property
     def is_https(self) -> bool:
@@ -156,6 +157,8 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path = Path(".e
         trusted_proxies=frozenset(
             p.strip() for p in (get("TRUSTED_PROXIES") or "").split(",") if p.strip()
         ),
+        calendars_allow_private=(get("CALENDARS_ALLOW_PRIVATE") or "").lower()
+        in ("1", "true", "yes", "on"),
     )
 
 

@@ -74,7 +74,7 @@ async def confirm_bookings(ctx: dict[str, Any]) -> int:
 
 async def sync_calendars(ctx: dict[str, Any]) -> dict[str, int]:
     """Read the experts' other calendars not read for 15 minutes."""
-    report = await calendars_sync()
+    report = await calendars_sync(allow_private=ctx["settings"].calendars_allow_private)
     return {"ok": report.ok, "failed": report.failed}
 
 
@@ -83,8 +83,11 @@ async def sync_calendar(ctx: dict[str, Any], calendar_id: int) -> bool:
     calendar = await ExternalCalendar.objects().where(ExternalCalendar.id == calendar_id).first()
     if calendar is None:
         return False
+    allow_private = ctx["settings"].calendars_allow_private
     async with httpx.AsyncClient() as client:
-        return await calendar_sync(calendar, client=client, now=datetime.now(UTC))
+        return await calendar_sync(
+            calendar, client=client, now=datetime.now(UTC), allow_private=allow_private
+        )
 
 
 async def settle_question(ctx: dict[str, Any], question_id: int) -> bool:

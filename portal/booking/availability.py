@@ -25,7 +25,7 @@ from portal.charter.rules import (
     parse_hours,
 )
 from portal.charter.services import version_current
-from portal.db import is_unique_violation, write_transaction
+from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, NotFound, ValidationFailed
 from portal.i18n import timezones
 from portal.validation import check_text
@@ -241,8 +241,16 @@ async def calendars_of(expert: Expert) -> list[ExternalCalendar]:
     )
 
 
+async def lock_expert(expert: Expert) -> None:
+    """Inside a write transaction: one expert's changes queue here (PostgreSQL: a lock on
+    the expert's row; SQLite's immediate transaction already serializes every writer)."""
+    if is_postgres():
+        await Expert.select(Expert.id).where(Expert.id == expert.id).lock_rows()
+
+
 async def calendar_add(expert: Expert, *, url: str, name: str) -> ExternalCalendar:
-    """Saved at once (status pending); the worker fetches it and records the outcome."""
+    """Saved at once (status pending); the worker fetches it and records the outcome.
+    Adds of one expert are made one at a time, so the limit holds however many arrive."""
     url = url.strip()
     if url.startswith("webcal://"):
         url = "https://" + url.removeprefix("webcal://")
@@ -254,10 +262,14 @@ async def calendar_add(expert: Expert, *, url: str, name: str) -> ExternalCalend
     check_text(errors, "name", name)
     if errors:
         raise ValidationFailed(errors)
-    if len(await calendars_of(expert)) >= MAX_CALENDARS:
-        raise ValidationFailed({"url": N_("At most 5 calendars.")})
-    calendar = ExternalCalendar(expert=expert.id, url=url, name=name)
-    await calendar.save()
+    async with write_transaction():
+        await lock_expert(expert)
+        if await ExternalCalendar.count().where(ExternalCalendar.expert == expert.id) >= (
+            MAX_CALENDARS
+        ):
+            raise ValidationFailed({"url": N_("At most 5 calendars.")})
+        calendar = ExternalCalendar(expert=expert.id, url=url, name=name)
+        await calendar.save()
     return calendar
 
 

@@ -5,8 +5,10 @@ Everything goes through `icalendar`, never hand-written text. What we write foll
 and 5546 as the common clients read them: a UID that stays the same for the booking's life
 and says nothing about anyone, a SEQUENCE that grows on each change, METHOD:CANCEL with
 STATUS:CANCELLED for a cancellation (Gmail keeps the event otherwise), DTSTAMP in UTC, and a
-VTIMEZONE for every TZID. What we read comes from anyone's server: it is fetched within
-limits of redirects, size and time, and every failure is a CalendarError with a stable code.
+VTIMEZONE for every TZID, complete and the same in every file (`portal.booking.vtimezone`).
+What we read comes from anyone's server: it is fetched within limits of redirects, size and
+time, and every failure is a CalendarError with a stable code (its busy times are then read
+by `portal.booking.busy`, in `portal.booking.sandbox`).
 """
 
 from __future__ import annotations
@@ -15,29 +17,20 @@ import asyncio
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
 import icalendar
-import recurring_ical_events
 
-from portal.errors import N_, DomainError
+from portal.booking.busy import CalendarError
+from portal.booking.vtimezone import vtimezone
 
 PRODID = "-//Portal//Bookings//FR"
 # How often subscribed clients should refresh the feed, for those that listen (Apple,
 # Outlook); Google refreshes on its own schedule.
 FEED_REFRESH = timedelta(hours=1)
-# Local dates may differ from UTC dates by a day either way.
-TIMEZONE_MARGIN = timedelta(days=2)
 MAX_REDIRECTS = 5
-# Expanding a rule walks every repetition since its DTSTART: one that repeats every second,
-# minute or hour from centuries ago costs minutes of CPU for one line of text. No personal
-# calendar has such events; they are skipped.
-TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY", "HOURLY"})
-MAX_SPANS = 20_000  # busy spans kept from one calendar (a year of a very full diary)
-
-Span = tuple[datetime, datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,26 +59,6 @@ class Event:
             raise ValueError("an event must end after it starts")
 
 
-class CalendarError(DomainError):
-    """An external calendar we cannot use. `code` says why; the message says it to the
-    expert; `detail` says exactly what happened, for the logs."""
-
-    REASONS = {
-        "bad_url": N_("This is not the address of a calendar (https://… or webcal://…)."),
-        "unreachable": N_("The calendar could not be reached."),
-        "http_status": N_("The calendar's server answered with an error."),
-        "too_large": N_("The calendar is too large."),
-        "not_calendar": N_("This is not a calendar in iCalendar (.ics) format."),
-        "private": N_(
-            "This address leads into a private network: give the calendar's public address."
-        ),
-    }
-
-    def __init__(self, code: str, *, detail: str = "") -> None:
-        self.detail = detail
-        super().__init__(self.REASONS[code], code=code)
-
-
 # --- what we publish -------------------------------------------------------------------
 
 
@@ -111,15 +84,10 @@ def _calendar(events: Sequence[Event], *, method: str, prodid: str) -> icalendar
     calendar.version = "2.0"
     calendar.prodid = prodid
     calendar.method = method
+    for tz in sorted({event.tz for event in events}):
+        calendar.add_component(vtimezone(tz))
     for event in events:
         calendar.add_component(_vevent(event))
-    if events:
-        # Each VTIMEZONE covers the events' dates only: a few lines rather than every
-        # transition since 1970, and no long RDATE lists, which some readers get wrong.
-        calendar.add_missing_timezones(
-            first_date=min(event.starts_at for event in events).date() - TIMEZONE_MARGIN,
-            last_date=max(event.ends_at for event in events).date() + TIMEZONE_MARGIN,
-        )
     return calendar
 
 
@@ -144,80 +112,6 @@ def feed(events: Sequence[Event], *, name: str, prodid: str = PRODID) -> bytes:
 
 
 # --- what we read ----------------------------------------------------------------------
-
-
-def _parse(data: bytes) -> icalendar.Calendar:
-    """The calendar, less the series that repeat too often to expand (TOO_FREQUENT)."""
-    try:
-        calendar = icalendar.Calendar.from_ical(data)
-    except ValueError as exc:
-        raise CalendarError("not_calendar", detail=str(exc)[:200]) from exc
-    if not isinstance(calendar, icalendar.Calendar):
-        raise CalendarError("not_calendar", detail=f"a lone {calendar.name}")
-    calendar.subcomponents = [c for c in calendar.subcomponents if not _too_frequent(c)]
-    return calendar
-
-
-def _too_frequent(component: icalendar.Component) -> bool:
-    rules = component.rrules if isinstance(component, icalendar.Event) else []
-    return any(
-        isinstance(rule, icalendar.vRecur) and TOO_FREQUENT.intersection(rule.get("FREQ", ()))
-        for rule in rules
-    )
-
-
-def _is_busy(vevent: icalendar.Component) -> bool:
-    transparent = str(vevent.get("TRANSP", "")).upper() == "TRANSPARENT"
-    return not transparent and str(vevent.get("STATUS", "")).upper() != "CANCELLED"
-
-
-def _instant(value: date | datetime, zone: ZoneInfo) -> datetime:
-    """Aware UTC. A date is the local midnight that starts it, a floating time a local time."""
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, time(), zone)
-    elif value.tzinfo is None:
-        value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
-
-
-def _merged(spans: list[Span]) -> list[Span]:
-    merged: list[Span] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def busy_from_ics(data: bytes, start: datetime, end: datetime, *, tz: str) -> list[Span]:
-    """When an external calendar is busy between `start` and `end` (aware): sorted, merged
-    spans in UTC, clipped to the window.
-
-    Recurring events are expanded. Dates (all-day events) and floating times are read in
-    `tz`, the expert's zone. Transparent
-    ("free") and cancelled events are not busy; events of no length are dropped. A series
-    whose rules cannot be read is skipped, as calendar apps do, rather than making the whole
-    calendar unusable; data that is not an iCalendar raises CalendarError("not_calendar").
-    """
-    zone = ZoneInfo(tz)
-    calendar = _parse(data)
-    window_start, window_end = start.astimezone(UTC), end.astimezone(UTC)
-    spans: list[Span] = []
-    try:
-        query = recurring_ical_events.of(calendar, skip_bad_series=True)
-        for vevent in query.between(start.astimezone(zone), end.astimezone(zone)):
-            if not _is_busy(vevent):
-                continue
-            span_start = max(_instant(vevent.start, zone), window_start)
-            span_end = min(_instant(vevent.end, zone), window_end)
-            if span_start < span_end:
-                spans.append((span_start, span_end))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # e.g. no DTSTART
-        raise CalendarError("not_calendar", detail=f"{type(exc).__name__}: {exc}"[:200]) from exc
-    if len(spans) > MAX_SPANS:
-        raise CalendarError("too_large", detail=f"more than {MAX_SPANS} busy times")
-    return _merged(spans)
 
 
 def _http_url(url: str) -> httpx.URL:
@@ -292,7 +186,8 @@ async def fetch_ics(
 
     `timeout` bounds the whole exchange: httpx's own timeouts apply to each read, which a
     server sending a byte now and then would never reach. Addresses that resolve to a
-    non-public network are refused ("private") unless `allow_private` (tests on loopback).
+    non-public network are refused ("private") unless `allow_private` (CALENDARS_ALLOW_PRIVATE:
+    a firm's own calendar server on its network).
     """
     target = _http_url(url)
     try:

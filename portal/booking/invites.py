@@ -65,7 +65,14 @@ def client_invite(
 
 
 async def expert_feed(expert: Expert, availability: Availability, *, base_url: str) -> bytes:
-    """The expert's bookings from two months back, cancelled ones marked as such."""
+    """The expert's bookings from two months back, cancelled ones marked as such, said in
+    the expert's language (the feed is fetched by their calendar's servers, not by them)."""
+    owner = await User.objects().get(User.id == expert.user)
+    with i18n.speaking(owner.locale, availability.timezone):
+        return await _feed(expert, availability, base_url=base_url)
+
+
+async def _feed(expert: Expert, availability: Availability, *, base_url: str) -> bytes:
     since = datetime.now(UTC) - timedelta(days=FEED_DAYS_BACK)
     rows = (
         await Booking.objects()
@@ -96,4 +103,4 @@ async def expert_feed(expert: Expert, availability: Availability, *, base_url: s
                 cancelled=booking.status == BookingStatus.cancelled.value,
             )
         )
-    return feed(events, name=f"{expert.display_name} — {_('Bookings')}")
+    return feed(events, name=_("%(name)s — Bookings") % {"name": expert.display_name})

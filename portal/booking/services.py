@@ -21,7 +21,7 @@ from asyncpg.exceptions import DeadlockDetectedError, ExclusionViolationError
 
 from portal.accounts.tables import Expert, User
 from portal.booking import slots
-from portal.booking.availability import availability_of, working_time
+from portal.booking.availability import availability_of, lock_expert, working_time
 from portal.booking.policy import Terms, cancellation_cost, no_show_cost
 from portal.booking.tables import Availability, Booking, BookingStatus, CallMode, ExternalCalendar
 from portal.charter.rules import CHANNELS, Rules
@@ -205,12 +205,6 @@ def _check_start(start: datetime, rules: Rules, now: datetime) -> None:
         raise ValidationFailed({"start": N_("This time is too far ahead.")})
 
 
-async def _lock_expert(expert: Expert) -> None:
-    """Queue the bookings of one expert (SQLite: the immediate transaction already does)."""
-    if is_postgres():
-        await Expert.select(Expert.id).where(Expert.id == expert.id).lock_rows()
-
-
 async def _slot_is_free(
     expert: Expert,
     availability: Availability,
@@ -314,7 +308,7 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
     ends = start + timedelta(minutes=asked.duration)
     try:
         async with write_transaction():
-            await _lock_expert(expert)
+            await lock_expert(expert)
             if (done := await _same_request(key, expert, asked)) is not None:
                 return done
             if not await _slot_is_free(expert, availability, rules, start, asked.duration, now):
@@ -535,7 +529,7 @@ async def booking_move(
     availability = await availability_of(expert)  # never made inside the transaction
     try:
         async with write_transaction():
-            await _lock_expert(expert)
+            await lock_expert(expert)
             query = Booking.objects().where(Booking.id == booking.id)
             locked = await (query.lock_rows() if is_postgres() else query).first()
             if locked is None or locked.status != BookingStatus.booked.value:

@@ -1,14 +1,15 @@
 """Reading experts' other calendars: their busy times are stored with the calendar and
 never offered as slots.
 
-One calendar's trouble (unreachable, not a calendar, too large) is recorded on it for the
-expert to see and never stops the others; its last good busy times are kept meanwhile, so
-an outage of their calendar never opens slots they are busy in.
+One calendar's trouble (unreachable, not a calendar, too large, too complex) is recorded on
+it for the expert to see and never stops the others; its last good busy times are kept
+meanwhile, so an outage of their calendar never opens slots they are busy in. The series
+that could not be read are named on it too. Each file is read in a child process with
+limits (`portal.booking.sandbox`): however it is written, the worker goes on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from portal.booking.ics import CalendarError, busy_from_ics, fetch_ics
+from portal.booking.busy import CalendarError
+from portal.booking.ics import fetch_ics
+from portal.booking.sandbox import busy_in_sandbox
 from portal.booking.tables import Availability, CalendarStatus, ExternalCalendar
 
 log = logging.getLogger(__name__)
@@ -39,18 +42,15 @@ async def calendar_sync(
     now: datetime,
     allow_private: bool = False,
 ) -> bool:
-    """Read one calendar now; True when it was read. (`allow_private`: tests on loopback.)"""
+    """Read one calendar now; True when it was read. (`allow_private`: CALENDARS_ALLOW_PRIVATE,
+    addresses on private networks are read too.)"""
     availability = (
         await Availability.objects().where(Availability.expert == calendar.expert).first()
     )
     tz = availability.timezone if availability else "UTC"
     try:
         data = await fetch_ics(calendar.url, client=client, allow_private=allow_private)
-        # Expanding recurring events is CPU work: off the event loop, so the worker's other
-        # jobs and its heartbeat go on meanwhile.
-        spans = await asyncio.to_thread(
-            busy_from_ics, data, now - LOOK_BACK, now + LOOK_AHEAD, tz=tz
-        )
+        busy = await busy_in_sandbox(data, now - LOOK_BACK, now + LOOK_AHEAD, tz=tz)
     except CalendarError as exc:
         code = getattr(exc, "code", "unreachable")
         await ExternalCalendar.update(
@@ -61,12 +61,16 @@ async def calendar_sync(
             }
         ).where(ExternalCalendar.id == calendar.id)
         return False
-    busy = json.dumps([[start.isoformat(), end.isoformat()] for start, end in spans])
     await ExternalCalendar.update(
         {
             ExternalCalendar.status: CalendarStatus.ok.value,
             ExternalCalendar.error: "",
-            ExternalCalendar.busy: busy,
+            ExternalCalendar.busy: json.dumps(
+                [[start.isoformat(), end.isoformat()] for start, end in busy.spans]
+            ),
+            ExternalCalendar.ignored: json.dumps(
+                [{"uid": i.uid, "summary": i.summary} for i in busy.ignored]
+            ),
             ExternalCalendar.synced_at: now,
         }
     ).where(ExternalCalendar.id == calendar.id)

@@ -6,6 +6,7 @@ time zone (stored with them), turned into instants only when slots are computed.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
 from piccolo.columns import (
@@ -70,8 +71,13 @@ class ExternalCalendar(Table, tablename="booking_external_calendar"):
     )
     error = Varchar(length=40, default="", null=False)  # a CalendarError code
     busy = Text(default="[]", null=False)  # JSON: [[start, end], ...] ISO UTC, the horizon
+    # JSON: [{"uid", "summary"}, ...], the series not read (repeating too often, unreadable)
+    ignored = Text(default="[]", null=False)
     synced_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
+
+    def ignored_series(self) -> list[dict[str, str]]:
+        return json.loads(self.ignored or "[]")
 
 
 class BookingStatus(StrEnum):

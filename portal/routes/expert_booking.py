@@ -161,8 +161,13 @@ async def calendar_submit(
     form = {name: field(data, name, 2100) for name in ("url", "name")}
     try:
         calendar = await calendar_add(expert, url=form["url"], name=form["name"])
-        # Read it now rather than at the next round (which would read it anyway).
-        await redis.enqueue_job("sync_calendar", calendar.id, _job_id=f"calendar:{calendar.id}")
+        # Read it now rather than at the next round (which would read it anyway). The job id
+        # names this row: a deleted calendar's id may come back while arq still keeps the
+        # id of its last read (an hour), which would refuse the job.
+        made = calendar.created_at.timestamp()
+        await redis.enqueue_job(
+            "sync_calendar", calendar.id, _job_id=f"calendar:{calendar.id}:{made}"
+        )
     except ValidationFailed as exc:
         errors = {f"calendar_{k}": v for k, v in exc.errors.items()}
         merged = form_of(await availability_of(expert)) | {

@@ -10,8 +10,17 @@ from urllib.parse import parse_qs, urlsplit
 import icalendar
 from httpx import AsyncClient
 
+from portal.accounts.tables import User
+from portal.booking.availability import availability_of
 from portal.booking.tables import Availability, Booking, ExternalCalendar
-from tests.support import give_credits, login, make_published_expert, make_user, post_form
+from tests.support import (
+    give_credits,
+    login,
+    make_booking,
+    make_published_expert,
+    make_user,
+    post_form,
+)
 
 
 def _next_monday() -> date:
@@ -250,3 +259,27 @@ async def test_signing_up_from_a_chosen_slot_comes_back_to_it(client: AsyncClien
         from_page="/signup",
     )
     assert signed.status_code == 303 and signed.headers["location"] == target
+
+
+async def test_the_feed_speaks_its_experts_language_whoever_fetches_it(
+    client: AsyncClient,
+) -> None:
+    """Google's servers fetch the feed with no cookie and their own Accept-Language: the
+    calendar's name and the events are in the expert's language."""
+    expert = await make_published_expert()
+    client_user = await make_user("c@example.org", locale="en")
+    monday = datetime.combine(_next_monday(), datetime.min.time(), UTC)
+    await make_booking(expert, client_user, monday + timedelta(hours=9))
+    availability = await availability_of(expert)
+    feed_path = f"/calendar/{availability.feed_token}.ics"
+
+    async def read(accept: str) -> tuple[str, list[str]]:
+        fetched = await client.get(feed_path, headers={"Accept-Language": accept})
+        calendar = icalendar.Calendar.from_ical(fetched.content)
+        return str(calendar["X-WR-CALNAME"]), [str(e["SUMMARY"]) for e in calendar.walk("VEVENT")]
+
+    french = ("Alice Expert — Réservations", ["Appel · 30\u00a0min — Camille Client"])
+    assert await read("en-US,en;q=0.9") == french
+    await User.update({User.locale: "en"}).where(User.id == expert.user)
+    english = ("Alice Expert — Bookings", ["Call · 30\u00a0min — Camille Client"])
+    assert await read("fr-FR,fr;q=0.9") == english

@@ -14,12 +14,19 @@ import pytest
 
 from portal.accounts.services import token_create
 from portal.accounts.tables import Expert, User
-from portal.booking.tables import Booking
+from portal.booking.tables import Booking, ExternalCalendar
 from portal.charter.rules import Rules
 from portal.credits import ledger
 from portal.credits.services import verify_all
 from tests.conftest import TMP
-from tests.support import give_credits, make_published_expert, make_user, web_server
+from tests.support import (
+    csrf_from,
+    give_credits,
+    login,
+    make_published_expert,
+    make_user,
+    web_server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -133,3 +140,29 @@ async def test_fifty_bookings_on_a_wallet_that_affords_ten(server: str) -> None:
     wallet = await ledger.wallet_for(client_id=user.id, expert_id=expert.id)
     assert await ledger.balance(wallet_id=wallet.id) == ledger.Balance(available=0, held=10)
     assert await verify_all() == {}
+
+
+async def test_twenty_calendars_added_at_once_stop_at_five(server: str) -> None:
+    """The same expert's form sent 20 times at once (two server processes): exactly five
+    calendars are stored, the other answers say why."""
+    expert = await make_published_expert()
+    async with _client(server) as http:
+        await login(http, "expert@example.org")
+        token = csrf_from((await http.get("/expert/availability")).text)
+        answers = await asyncio.gather(
+            *(
+                http.post(
+                    "/expert/availability/calendars",
+                    data={
+                        "url": f"https://calendar.example.org/{n}.ics",
+                        "name": f"Calendar {n}",
+                        "_csrf_token": token,
+                    },
+                )
+                for n in range(20)
+            )
+        )
+    statuses = Counter(r.status_code for r in answers)
+    assert statuses == {303: 5, 422: 15}, statuses
+    assert all("5 calendriers au plus." in r.text for r in answers if r.status_code == 422)
+    assert await ExternalCalendar.count().where(ExternalCalendar.expert == expert.id) == 5

@@ -14,7 +14,8 @@ import httpx
 import icalendar
 import pytest
 
-from portal.booking.ics import CalendarError, busy_from_ics, fetch_ics
+from portal.booking.busy import CalendarError, busy_from_ics
+from portal.booking.ics import fetch_ics
 
 LIMIT = 10_000  # max_bytes in these tests
 SHORT = 0.5  # seconds: the timeout in these tests

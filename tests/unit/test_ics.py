@@ -12,7 +12,8 @@ import icalendar
 import pytest
 import vobject
 
-from portal.booking.ics import CalendarError, Event, busy_from_ics, feed, invite
+from portal.booking.busy import CalendarError, busy_from_ics
+from portal.booking.ics import Event, feed, invite
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
