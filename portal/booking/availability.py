@@ -31,6 +31,7 @@ from portal.i18n import timezones
 from portal.validation import check_text
 
 MAX_CALENDARS = 5
+DIGITS = frozenset("0123456789")  # str.isdigit() also takes "²" and other scripts' digits
 MAX_OVERRIDES_AHEAD = 400
 
 
@@ -108,8 +109,8 @@ def form_of(availability: Availability) -> dict[str, str]:
 
 
 def _phone_ok(text: str) -> bool:
-    digits = [c for c in text if c.isdigit()]
-    return 6 <= len(digits) <= 15 and all(c.isdigit() or c in "+ .-()" for c in text)
+    digits = [c for c in text if c in DIGITS]
+    return 6 <= len(digits) <= 15 and all(c in DIGITS or c in "+ .-()" for c in text)
 
 
 def _url_ok(text: str, schemes: tuple[str, ...] = ("https",), longest: int = 500) -> bool:

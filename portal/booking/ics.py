@@ -131,7 +131,7 @@ def _http_url(url: str) -> httpx.URL:
 async def _body(response: httpx.Response, max_bytes: int) -> bytes:
     """The body, read no further than `max_bytes` (decompressed bytes are what count)."""
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise CalendarError("too_large", detail=f"{declared} bytes announced")
     body = bytearray()
     async for chunk in response.aiter_bytes():

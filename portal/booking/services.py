@@ -21,7 +21,7 @@ from asyncpg.exceptions import DeadlockDetectedError, ExclusionViolationError
 
 from portal.accounts.tables import Expert, User
 from portal.booking import slots
-from portal.booking.availability import availability_of, lock_expert, working_time
+from portal.booking.availability import DIGITS, availability_of, lock_expert, working_time
 from portal.booking.policy import Terms, cancellation_cost, no_show_cost
 from portal.booking.tables import Availability, Booking, BookingStatus, CallMode, ExternalCalendar
 from portal.charter.rules import CHANNELS, Rules
@@ -297,7 +297,7 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
     if (
         asked.channel == "call"
         and availability.call_mode == CallMode.expert_calls.value
-        and sum(c.isdigit() for c in phone) < 6
+        and sum(c in DIGITS for c in phone) < 6
     ):
         errors["phone"] = N_("Your phone number, so the expert can call you.")
     if asked.channel == "call":  # kept for calls only

@@ -90,7 +90,7 @@ async def _versions(references: list[str], sources: VersionSources) -> dict[str,
     wanted: dict[str, list[int]] = {}
     for reference in references:
         kind, _sep, ident = reference.partition(":")
-        if kind in sources and ident.isdigit():
+        if kind in sources and ident.isascii() and ident.isdigit():
             wanted.setdefault(kind, []).append(int(ident))
     found = {}
     for kind, ids in wanted.items():

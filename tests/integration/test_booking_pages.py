@@ -180,6 +180,13 @@ async def test_the_expert_sets_availability_and_sees_the_schedule(client: AsyncC
     )
     assert bad.status_code == 422
     assert bad.text.count('class="field-error"') >= 3  # hours, phone and room at once
+    superscripts = await post_form(  # digits of other scripts are not a phone number
+        client,
+        "/expert/availability",
+        {**hours, "timezone": "Europe/Paris", "call_mode": "client_calls", "phone": "²" * 8},
+        from_page="/expert/availability",
+    )
+    assert superscripts.status_code == 422 and 'class="field-error"' in superscripts.text
     saved = await post_form(
         client,
         "/expert/availability",
