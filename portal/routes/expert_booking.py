@@ -39,6 +39,7 @@ from portal.params import PathId
 from portal.routes.forms import Form, field, see_other, translated
 from portal.web.auth import current_expert
 from portal.web.deps import RedisDep
+from portal.web.jobs import trigger
 from portal.web.render import render
 
 PREVIEW_DAYS = 7
@@ -162,7 +163,7 @@ async def calendar_submit(
     try:
         calendar = await calendar_add(expert, url=form["url"], name=form["name"])
         # Read it now rather than at the next round (which would read it anyway).
-        await redis.enqueue_job("sync_calendar", calendar.id, _job_id=f"calendar:{calendar.id}")
+        await trigger(redis, "sync_calendar", calendar.id, job_id=f"calendar:{calendar.id}")
     except ValidationFailed as exc:
         errors = {f"calendar_{k}": v for k, v in exc.errors.items()}
         merged = form_of(await availability_of(expert)) | {
