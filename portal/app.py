@@ -23,11 +23,13 @@ from litestar.template.config import TemplateConfig
 from portal import db
 from portal.redis import EmbeddedRedis, connect
 from portal.routes import ROUTES
+from portal.routes.api_docs import ApiDocsPage
 from portal.settings import Settings, get_settings
 from portal.templating import environment
 from portal.web import STATIC_DIR
 from portal.web.auth import AuthMiddleware, current_user
 from portal.web.errors import EXCEPTION_HANDLERS
+from portal.web.headers import add_security_headers
 from portal.web.hosts import AllowedHostsMiddleware, allowed_hosts
 from portal.web.locale import LocaleMiddleware
 from portal.web.sessions import (
@@ -142,11 +144,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_send=[add_security_headers],
         openapi_config=OpenAPIConfig(
             title="Portal API",
             version="1",
             description="Usage-based billing and booking for independent experts.",
             path="/schema",
+            render_plugins=[ApiDocsPage()],  # and /schema/openapi.json
             components=Components(
                 security_schemes={
                     "BearerToken": SecurityScheme(

@@ -3,6 +3,7 @@ which is why the API needs no CSRF token), and guards for handlers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -31,7 +32,11 @@ def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
 
 class AuthMiddleware(ASGIMiddleware):
     def __init__(self, exclude_path_pattern: tuple[str, ...] = ()) -> None:
-        self.exclude_path_pattern = exclude_path_pattern
+        # By the request's path (static files are one route for many paths).
+        excluded = re.compile("|".join(exclude_path_pattern)) if exclude_path_pattern else None
+        self.should_bypass_for_scope = (
+            (lambda scope: excluded.search(scope["path"]) is not None) if excluded else None
+        )
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         user: User | None = None
