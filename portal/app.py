@@ -9,7 +9,6 @@ from functools import lru_cache
 from typing import Any
 
 from litestar import Litestar
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -28,6 +27,7 @@ from portal.settings import Settings, get_settings
 from portal.templating import environment
 from portal.web import STATIC_DIR
 from portal.web.auth import AuthMiddleware, current_user
+from portal.web.csrf import CSRFMiddleware
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.headers import add_security_headers
 from portal.web.hosts import AllowedHostsMiddleware, allowed_hosts
@@ -69,15 +69,13 @@ def _cached_url_for(context: Mapping[str, Any], route_name: str, **params: Any) 
     return _reverse(context["request"].app, route_name, tuple(sorted(params.items())))
 
 
-def _csrf(settings: Settings) -> CSRFConfig:
+def _csrf(settings: Settings) -> CSRFMiddleware:
     # The API authenticates by bearer token only (never a cookie), and Stripe signs its
     # webhooks: those two need no CSRF token. Every other unsafe request does.
-    return CSRFConfig(
+    return CSRFMiddleware(
         secret=settings.secret_key,
-        cookie_secure=settings.is_https,
-        cookie_httponly=True,
-        cookie_samesite="lax",
-        exclude=["^/api/v1/", "^/webhooks/stripe$"],
+        secure=settings.is_https,
+        exclude=("^/api/v1/", "^/webhooks/stripe$", *NO_SESSION_PATHS),
     )
 
 
@@ -136,8 +134,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             session_config.middleware,
             AuthMiddleware(exclude_path_pattern=NO_SESSION_PATHS),
             LocaleMiddleware(),
+            _csrf(settings),  # after the session (its secret) and the locale (the 403 page)
         ],
-        csrf_config=_csrf(settings),
         stores={STORE_NAME: PortalRedisStore(redis, namespace="portal:session")},
         dependencies={
             "redis": Provide(lambda: redis, use_cache=True, sync_to_thread=False),

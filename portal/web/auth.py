@@ -15,6 +15,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from portal.accounts.services import expert_for_user, token_user, user_by_id
 from portal.accounts.tables import Expert, Role, User
 from portal.errors import NotFound
+from portal.web import csrf
 from portal.web.sessions import SESSION_AUTH_AT, SESSION_USER
 
 API_PREFIX = "/api/"
@@ -56,6 +57,8 @@ class AuthMiddleware(ASGIMiddleware):
                 if user is None or _older_than_password(session, user):
                     user = None
                     session.clear()  # a deleted account, or logged in before a password change
+                elif csrf.SESSION_CSRF not in session:  # logged in before tokens were bound
+                    session[csrf.SESSION_CSRF] = csrf.new_secret()
             scope["auth"] = "session" if user else None
         scope["user"] = user
         await next_app(scope, receive, send)

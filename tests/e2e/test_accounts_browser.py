@@ -13,6 +13,12 @@ pytestmark = pytest.mark.browser
 EMAIL = "camille@example.org"
 PASSWORD = "a long and secret phrase"
 
+# htmx sends the token set on <body>: it must be the page's current one, which changes at
+# login and logout (the forms' hidden field always is).
+HEADER_TOKEN_IS_CURRENT = """() =>
+  JSON.parse(document.body.getAttribute("hx-headers"))["x-csrftoken"]
+  === document.querySelector("input[name=_csrf_token]").value"""
+
 
 def test_signup_login_language_logout(page: Any, artifacts: Path) -> None:
     page.goto("/")
@@ -48,6 +54,7 @@ def test_signup_login_language_logout(page: Any, artifacts: Path) -> None:
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Se connecter").last.click()
     expect(page).to_have_url("/me")
+    assert page.evaluate(HEADER_TOKEN_IS_CURRENT)
 
     page.get_by_role("button", name="EN").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
@@ -56,6 +63,7 @@ def test_signup_login_language_logout(page: Any, artifacts: Path) -> None:
 
     page.get_by_role("button", name="Log out").click()
     expect(page.locator(".alert-info")).to_have_text("You are logged out.")
+    assert page.evaluate(HEADER_TOKEN_IS_CURRENT)
     expect(page.locator("h1")).to_have_text("Pay for the exchange, not the hour.")
     page.screenshot(path=artifacts / "05-logged-out-en.png", full_page=True)
 

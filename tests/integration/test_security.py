@@ -7,6 +7,7 @@ from typing import Any
 
 from httpx import AsyncClient
 
+from portal.accounts.tables import User
 from portal.accounts.throttle import ACCOUNT_LIMIT, ADDRESS_LIMIT
 from tests.support import PASSWORD, csrf_token, login, make_user, post_form
 
@@ -54,6 +55,57 @@ async def test_htmx_post_without_token_is_refused_and_with_header_accepted(
     )
     assert accepted.status_code == 303
     assert (await client.get("/me", follow_redirects=False)).status_code == 302
+
+
+PROFILE = {"name": "Camille", "locale": "fr", "timezone": "Europe/Paris"}
+
+
+async def test_the_csrf_token_changes_at_login_and_logout(client: AsyncClient) -> None:
+    await make_user("a@example.org")
+    before = await csrf_token(client, "/login")
+    await login(client, "a@example.org")
+    during = await csrf_token(client, "/account")
+    assert during != before
+    # A page from before the login (another tab) cannot post any more: it must reload.
+    for headers, data in (({}, {"_csrf_token": before}), ({"x-csrftoken": before}, {})):
+        stale = await client.post(
+            "/account/profile", data=PROFILE | data, headers=headers, follow_redirects=False
+        )
+        assert stale.status_code == 403
+        assert "Ce formulaire a expiré" in stale.text
+    fresh = await client.post(
+        "/account/profile", data=PROFILE | {"_csrf_token": during}, follow_redirects=False
+    )
+    assert fresh.status_code == 303
+    await post_form(client, "/logout", {}, from_page="/account")
+    after = await csrf_token(client, "/login")
+    assert after not in (before, during)
+    refused = await client.post(
+        "/login",
+        data={"email": "a@example.org", "password": PASSWORD, "_csrf_token": during},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 403
+
+
+async def test_a_csrf_token_works_only_in_its_own_session(
+    client: AsyncClient, other_client: AsyncClient
+) -> None:
+    """Someone who can plant a cookie in the victim's browser (a sibling subdomain) plants
+    their own CSRF cookie with the token that goes with it: the victim's session refuses it."""
+    await make_user("victim@example.org")
+    await make_user("attacker@example.org")
+    await login(client, "victim@example.org")
+    await login(other_client, "attacker@example.org")
+    token = await csrf_token(other_client, "/account")
+    client.cookies.set("csrftoken", other_client.cookies["csrftoken"], domain="127.0.0.1")
+    forged = await client.post(
+        "/account/profile",
+        data=PROFILE | {"name": "pwned", "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 403
+    assert (await User.objects().get(User.email == "victim@example.org")).name != "pwned"
 
 
 async def test_every_page_form_carries_the_token(client: AsyncClient) -> None:
