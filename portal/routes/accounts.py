@@ -29,6 +29,12 @@ ONE_YEAR = 365 * 24 * 3600
 
 
 def throttled_message(retry_after: int) -> str:
+    if retry_after < 60:
+        return ngettext(
+            "Too many failed attempts. Try again in %(num)d second.",
+            "Too many failed attempts. Try again in %(num)d seconds.",
+            retry_after,
+        ) % {"num": retry_after}
     minutes = -(-retry_after // 60)
     return ngettext(
         "Too many failed attempts. Try again in %(num)d minute.",
