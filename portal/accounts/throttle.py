@@ -21,6 +21,10 @@ password is checked, and a success takes it back.
 
 IPv6 addresses are counted by their /64 network (what one subscriber usually gets). Unknown
 emails are counted like real ones: the answers never tell whether an account exists.
+
+Sign-ups (each hashes a password and may send an email) are counted too, every one of them,
+before anything is done: SIGNUP_ADDRESS_LIMIT an hour per address, and SIGNUP_EMAIL_LIMIT
+an hour per email asked for (nobody's inbox is flooded from many addresses).
 """
 
 from __future__ import annotations
@@ -30,12 +34,17 @@ import ipaddress
 
 from redis.asyncio import Redis
 
+from portal.errors import N_, DomainError
+
 PAIR_FREE = 5
 PAIR_CAP_S = 15 * 60
 ACCOUNT_FREE = 20
 ACCOUNT_CAP_S = 15 * 60
 ADDRESS_LIMIT = 50
 ADDRESS_WINDOW_S = 3600
+SIGNUP_ADDRESS_LIMIT = 10
+SIGNUP_EMAIL_LIMIT = 3
+SIGNUP_WINDOW_S = 3600
 FAILURES_KEPT_S = 24 * 3600  # a count is forgotten a day after its last failure
 KNOWN_FOR_S = 90 * 24 * 3600
 
@@ -80,6 +89,14 @@ return 0
 """
 
 
+class Throttled(DomainError):
+    code = "throttled"
+
+    def __init__(self, retry_after: int, message: str = "") -> None:
+        self.retry_after = retry_after
+        super().__init__(message or N_("Too many failed attempts. Try again later."))
+
+
 def address_of(ip: str) -> str:
     """What an address is counted as: itself, or its /64 network for IPv6."""
     try:
@@ -91,6 +108,10 @@ def address_of(ip: str) -> str:
             return str(parsed.ipv4_mapped)
         return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
     return str(parsed)
+
+
+def _account(email: str) -> str:
+    return hashlib.sha256(email.encode()).hexdigest()
 
 
 class LoginThrottle:
@@ -109,8 +130,7 @@ class LoginThrottle:
 
     @staticmethod
     def _keys(email: str, ip: str) -> list[str]:
-        account = hashlib.sha256(email.encode()).hexdigest()
-        address = address_of(ip)
+        account, address = _account(email), address_of(ip)
         prefix = "portal:login-attempts"
         return [
             f"{prefix}:pair:{account}:{address}",
@@ -135,3 +155,31 @@ class LoginThrottle:
         """The attempt was right: take it back, forget this address's failures on the
         account, and remember the address as one the owner uses."""
         await self.redis.eval(_SUCCEEDED, 4, *self._keys(email, ip), KNOWN_FOR_S)  # type: ignore[misc]
+
+
+class SignupThrottle:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def attempt(self, *, email: str, ip: str) -> None:
+        """Count one sign-up; Throttled if it is over a limit."""
+        prefix = "portal:signups"
+        limits = {
+            f"{prefix}:ip:{address_of(ip)}": SIGNUP_ADDRESS_LIMIT,
+            f"{prefix}:email:{_account(email)}": SIGNUP_EMAIL_LIMIT,
+        }
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key in limits:
+                pipe.set(key, 0, ex=SIGNUP_WINDOW_S, nx=True)
+                pipe.incr(key)
+                pipe.ttl(key)
+            results = await pipe.execute()
+        over = [
+            max(ttl, 1)
+            for (count, ttl), limit in zip(
+                zip(results[1::3], results[2::3], strict=True), limits.values(), strict=True
+            )
+            if count > limit
+        ]
+        if over:
+            raise Throttled(max(over), N_("Too many sign-ups from your address. Try again later."))

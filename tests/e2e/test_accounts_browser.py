@@ -1,4 +1,5 @@
-"""A visitor signs up, logs out, logs in, switches to English and logs out, in Chromium."""
+"""A visitor signs up (and opens the emailed link), logs out, logs in, switches to English
+and logs out, in Chromium."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+
+from tests.support import run_in_thread, signup_link
 
 pytestmark = pytest.mark.browser
 
@@ -37,6 +40,12 @@ def test_signup_login_language_logout(page: Any, artifacts: Path) -> None:
     page.screenshot(path=artifacts / "02-signup-error.png", full_page=True)
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Créer mon compte").click()
+    expect(page.locator("h1")).to_have_text("Vérifiez votre boîte mail")
+    page.screenshot(path=artifacts / "02b-signup-sent.png", full_page=True)
+    page.goto(run_in_thread(signup_link(EMAIL)))  # the link of the email
+    expect(page.locator("h1")).to_have_text("Activez votre compte")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Activer mon compte").click()
     expect(page).to_have_url("/me")
     expect(page.locator(".alert-success")).to_have_text("Bienvenue\u202f! Votre compte est prêt.")
     expect(page.locator("h1")).to_have_text("Bonjour Camille")

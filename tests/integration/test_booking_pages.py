@@ -11,7 +11,14 @@ import icalendar
 from httpx import AsyncClient
 
 from portal.booking.tables import Availability, Booking, ExternalCalendar
-from tests.support import give_credits, login, make_published_expert, make_user, post_form
+from tests.support import (
+    finish_signup,
+    give_credits,
+    login,
+    make_published_expert,
+    make_user,
+    post_form,
+)
 
 
 def _next_monday() -> date:
@@ -249,4 +256,6 @@ async def test_signing_up_from_a_chosen_slot_comes_back_to_it(client: AsyncClien
         },
         from_page="/signup",
     )
-    assert signed.status_code == 303 and signed.headers["location"] == target
+    assert signed.status_code == 200  # "check your inbox": the emailed link leads on
+    confirmed = await finish_signup(client, "lea@example.org", "a long password 2026")
+    assert confirmed.status_code == 303 and confirmed.headers["location"] == target
