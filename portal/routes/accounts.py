@@ -61,7 +61,26 @@ async def signup_page(
     """`next`: where to go once the account exists (the slot or pack chosen before)."""
     if current_user(request):
         return Redirect(request.app.route_reverse("account"))
-    return render(request, "pages/signup.html", form={"next": next or ""}, errors={}, error=None)
+    return _signup_form(request, {"next": next or ""})
+
+
+def _signup_form(
+    request: Request[Any, Any, Any],
+    form: dict[str, str],
+    status_code: int = 200,
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    return render(
+        request,
+        "pages/signup.html",
+        status_code=status_code,
+        headers=headers,
+        form=form,
+        errors=errors or {},
+        error=error,
+    )
 
 
 @post("/signup", name="signup_submit", include_in_schema=False)
@@ -86,14 +105,7 @@ async def signup_submit(
             next_path=safe_next(form["next"], ""),
         )
     except ValidationFailed as exc:
-        return render(
-            request,
-            "pages/signup.html",
-            status_code=422,
-            form=form,
-            errors=translated(exc.errors),
-            error=None,
-        )
+        return _signup_form(request, form, 422, errors=translated(exc.errors))
     except Throttled as exc:
         minutes = -(-exc.retry_after // 60)
         error = ngettext(
@@ -101,15 +113,8 @@ async def signup_submit(
             "Too many sign-ups from your address. Try again in %(num)d minutes.",
             minutes,
         ) % {"num": minutes}
-        return render(
-            request,
-            "pages/signup.html",
-            status_code=429,
-            form=form,
-            errors={},
-            error=error,
-            headers={"Retry-After": str(exc.retry_after)},
-        )
+        headers = {"Retry-After": str(exc.retry_after)}
+        return _signup_form(request, form, 429, error=error, headers=headers)
     return render(request, "pages/signup_sent.html", email=email)
 
 

@@ -9,6 +9,7 @@ by email that someone tried to sign up with their address.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -174,3 +175,14 @@ async def _from_address(app: Litestar, address: str) -> AsyncIterator[AsyncClien
     transport = httpx.ASGITransport(app=app, client=(address, 40000))
     async with AsyncClient(transport=transport, base_url=BASE, follow_redirects=True) as browser:
         yield browser
+
+
+async def test_signups_at_the_same_moment_answer_alike(client: AsyncClient) -> None:
+    await make_user("taken@example.org")
+    token = csrf_from((await client.get("/signup")).text)
+    for email in ("taken@example.org", "new@example.org"):
+        data = {"email": email, "password": NEW_PASSWORD, "_csrf_token": token}
+        responses = await asyncio.gather(*(client.post("/signup", data=data) for _ in range(3)))
+        assert [r.status_code for r in responses] == [200, 200, 200], email
+    assert len(await _emails("signup_existing")) == 1
+    assert await User.count().where(User.email == "new@example.org") == 1
