@@ -9,7 +9,6 @@ from functools import lru_cache
 from typing import Any
 
 from litestar import Litestar, Request
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import NotFoundException
@@ -24,11 +23,14 @@ from litestar.template.config import TemplateConfig
 from portal import db
 from portal.redis import EmbeddedRedis, connect
 from portal.routes import ROUTES
+from portal.routes.api_docs import ApiDocsPage
 from portal.settings import Settings, get_settings
 from portal.templating import environment
 from portal.web import STATIC_DIR
 from portal.web.auth import AuthMiddleware, current_user
+from portal.web.csrf import CSRFMiddleware
 from portal.web.errors import EXCEPTION_HANDLERS
+from portal.web.headers import add_security_headers
 from portal.web.hosts import AllowedHostsMiddleware, allowed_hosts
 from portal.web.locale import LocaleMiddleware
 from portal.web.sessions import (
@@ -76,15 +78,13 @@ def _static_name_ok(request: Request[Any, Any, Any]) -> None:
         raise NotFoundException()
 
 
-def _csrf(settings: Settings) -> CSRFConfig:
+def _csrf(settings: Settings) -> CSRFMiddleware:
     # The API authenticates by bearer token only (never a cookie), and Stripe signs its
     # webhooks: those two need no CSRF token. Every other unsafe request does.
-    return CSRFConfig(
+    return CSRFMiddleware(
         secret=settings.secret_key,
-        cookie_secure=settings.is_https,
-        cookie_httponly=True,
-        cookie_samesite="lax",
-        exclude=["^/api/v1/", "^/webhooks/stripe$"],
+        secure=settings.is_https,
+        exclude=("^/api/v1/", "^/webhooks/stripe$", *NO_SESSION_PATHS),
     )
 
 
@@ -144,19 +144,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
             session_config.middleware,
             AuthMiddleware(exclude_path_pattern=NO_SESSION_PATHS),
             LocaleMiddleware(),
+            _csrf(settings),  # after the session (its secret) and the locale (the 403 page)
         ],
-        csrf_config=_csrf(settings),
         stores={STORE_NAME: PortalRedisStore(redis, namespace="portal:session")},
         dependencies={
             "redis": Provide(lambda: redis, use_cache=True, sync_to_thread=False),
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_send=[add_security_headers],
         openapi_config=OpenAPIConfig(
             title="Portal API",
             version="1",
             description="Usage-based billing and booking for independent experts.",
             path="/schema",
+            render_plugins=[ApiDocsPage()],  # and /schema/openapi.json
             components=Components(
                 security_schemes={
                     "BearerToken": SecurityScheme(

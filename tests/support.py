@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import socket
@@ -34,6 +35,7 @@ PASSWORD = "correct horse battery staple"
 _PASSWORD_HASH = HASHER.hash(PASSWORD)  # hashed once: argon2id is slow on purpose
 
 _CSRF_RE = re.compile(r'name="_csrf_token" value="([^"]+)"')
+_SIGNUP_LINK_RE = re.compile(r"https?://[^/\s]+(/signup/confirm\?\S+)")
 
 
 def all_tables() -> list[Any]:
@@ -115,6 +117,36 @@ async def login(client: AsyncClient, email: str, password: str = PASSWORD) -> An
     response = await post_form(client, "/login", {"email": email, "password": password})
     assert response.status_code in (302, 303), response.text
     return response
+
+
+async def signup_link(email: str) -> str:
+    """The path (and query) of the latest sign-up link emailed to `email`."""
+    from portal.notify.tables import Notification
+
+    sent = (
+        await Notification.objects()
+        .where((Notification.kind == "signup_confirm") & (Notification.to_address == email))
+        .order_by(Notification.id, ascending=False)
+        .first()
+    )
+    assert sent is not None, f"no sign-up link was sent to {email}"
+    match = _SIGNUP_LINK_RE.search(sent.text)
+    assert match, sent.text
+    return match.group(1)
+
+
+async def finish_signup(client: AsyncClient, email: str, password: str) -> Any:
+    """Open the emailed link and give the password chosen, as the visitor does."""
+    link = await signup_link(email)
+    page = await client.get(link)
+    fields = {
+        name: html.unescape(value)
+        for name, value in re.findall(r'name="(token|next)" value="([^"]*)"', page.text)
+    }
+    assert "token" in fields, page.text
+    return await post_form(
+        client, "/signup/confirm", fields | {"password": password}, from_page=link
+    )
 
 
 async def make_published_expert(

@@ -66,7 +66,7 @@ async def user_by_id(user_id: int) -> User | None:
     return await User.objects().where((User.id == user_id) & (User.is_active.eq(True))).first()
 
 
-def _validate_new_user(
+def validate_new_user(
     *, email: str, password: str, name: str, locale: str, timezone: str
 ) -> dict[str, str]:
     errors: dict[str, str] = {}
@@ -97,7 +97,7 @@ async def user_create(
     timezone: str = DEFAULT_TIMEZONE,
 ) -> User:
     email, name = normalize_email(email), name.strip()
-    errors = _validate_new_user(
+    errors = validate_new_user(
         email=email, password=password, name=name, locale=locale, timezone=timezone
     )
     if "email" not in errors and await User.exists().where(User.email == email):
@@ -122,9 +122,11 @@ async def user_create(
 
 
 async def user_authenticate(*, email: str, password: str) -> User | None:
-    """The user if the credentials match an active account, else None (same cost either way)."""
+    """The user if the credentials match an active, confirmed account, else None (same cost
+    either way: a sign-up not confirmed yet opens nothing and says nothing)."""
     user = await user_by_email(email)
-    stored = user.password_hash if user is not None and user.is_active else None
+    usable = user is not None and user.is_active and user.email_confirmed
+    stored = user.password_hash if user is not None and usable else None
     if not await verify_password(stored, password):
         return None
     assert user is not None
@@ -175,7 +177,7 @@ async def expert_create(
     *, email: str, password: str, slug: str, name: str, timezone: str = DEFAULT_TIMEZONE
 ) -> Expert:
     email, slug, name = normalize_email(email), slug.strip().lower(), name.strip()
-    errors = _validate_new_user(
+    errors = validate_new_user(
         email=email, password=password, name=name, locale="fr", timezone=timezone
     )
     if not _SLUG_RE.match(slug):

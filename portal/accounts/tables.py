@@ -19,6 +19,8 @@ class User(Table, tablename="accounts_user"):
     locale = Varchar(length=8, default="fr", null=False)
     timezone = Varchar(length=64, default="Europe/Paris", null=False)
     is_active = Boolean(default=True, null=False)
+    # False from a sign-up until its emailed link is used (accounts made otherwise: True).
+    email_confirmed = Boolean(default=True, null=False)
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
     password_changed_at = Timestamptz(default=TimestamptzNow(), null=False)
     # Emails one may turn off (what happens to a booking or a question is always told).

@@ -249,3 +249,52 @@ async def balance_low(wallet: Any, expert: Expert, user: User, last_entry: int) 
     await notify(
         user=user, kind="balance_low", key=f"wallet:{wallet.id}:low:{last_entry}", compose=compose
     )
+
+
+async def signup_confirmation(user: User, link: str, token: str) -> None:
+    """To a new address: the link that finishes the sign-up, with the password chosen."""
+
+    def compose() -> Email:
+        return Email(
+            subject=_("Confirm your account"),
+            lines=[
+                _(
+                    "Someone, probably you, asked to create an account with this email address. "
+                    "To finish, open the link below and enter the password you chose. "
+                    "The link works for 24 hours."
+                ),
+                _("If you did not ask for it, ignore this email: nothing happens without it."),
+            ],
+            link=(_("Confirm my account"), link),
+        )
+
+    await notify(
+        user=user, kind="signup_confirm", key=f"signup:{user.id}:{token[-16:]}", compose=compose
+    )
+
+
+async def signup_attempted(user: User, hour: str) -> None:
+    """To the owner of an existing account: someone tried to sign up with their address (at
+    most once an hour: `hour` names it)."""
+
+    def compose() -> Email:
+        return Email(
+            subject=_("Someone tried to create an account with your email address"),
+            lines=[
+                _(
+                    "Someone, maybe you, tried to sign up with this email address, which "
+                    "already has an account. Nothing was changed and no account was created."
+                ),
+                _(
+                    "If it was you, log in with your password (below). If it was not, you can "
+                    "ignore this email; to change your password all the same, log in and open "
+                    "your account page: %(url)s"
+                )
+                % {"url": _url("/account")},
+            ],
+            link=(_("Log in"), _url("/login")),
+        )
+
+    await notify(
+        user=user, kind="signup_existing", key=f"signup-existing:{user.id}:{hour}", compose=compose
+    )

@@ -9,11 +9,16 @@ from litestar.plugins.flash import flash
 from litestar.response import Redirect
 
 from portal import i18n
-from portal.accounts.login import LoginRefused, Throttled, login_attempt, password_change_attempt
-from portal.accounts.services import (
-    user_create,
-    user_update_profile,
+from portal.accounts.login import (
+    LinkInvalid,
+    LoginRefused,
+    Throttled,
+    login_attempt,
+    password_change_attempt,
+    signup_confirm_attempt,
 )
+from portal.accounts.services import user_update_profile
+from portal.accounts.signup import signup_request, signup_token_user
 from portal.accounts.tables import Role, User
 from portal.errors import ValidationFailed
 from portal.i18n import gettext as _
@@ -29,6 +34,12 @@ ONE_YEAR = 365 * 24 * 3600
 
 
 def throttled_message(retry_after: int) -> str:
+    if retry_after < 60:
+        return ngettext(
+            "Too many failed attempts. Try again in %(num)d second.",
+            "Too many failed attempts. Try again in %(num)d seconds.",
+            retry_after,
+        ) % {"num": retry_after}
     minutes = -(-retry_after // 60)
     return ngettext(
         "Too many failed attempts. Try again in %(num)d minute.",
@@ -50,33 +61,122 @@ async def signup_page(
     """`next`: where to go once the account exists (the slot or pack chosen before)."""
     if current_user(request):
         return Redirect(request.app.route_reverse("account"))
-    return render(request, "pages/signup.html", form={"next": next or ""}, errors={})
+    return _signup_form(request, {"next": next or ""})
+
+
+def _signup_form(
+    request: Request[Any, Any, Any],
+    form: dict[str, str],
+    status_code: int = 200,
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    return render(
+        request,
+        "pages/signup.html",
+        status_code=status_code,
+        headers=headers,
+        form=form,
+        errors=errors or {},
+        error=error,
+    )
 
 
 @post("/signup", name="signup_submit", include_in_schema=False)
 async def signup_submit(
     request: Request[Any, Any, Any], data: Form, redis: RedisDep
 ) -> Response[Any]:
+    """The same answer whether the email has an account or not (see accounts.signup)."""
     form = {
         "name": field(data, "name", 200),
         "email": field(data, "email", 300),
         "next": field(data, "next", 2000),
     }
     try:
-        user = await user_create(
+        email = await signup_request(
+            redis=redis,
+            ip=client_ip(request),
             email=form["email"],
             password=field(data, "password", 2000),
             name=form["name"],
             locale=i18n.current_locale(),
             timezone=i18n.current_timezone(),
+            next_path=safe_next(form["next"], ""),
         )
     except ValidationFailed as exc:
-        return render(
-            request, "pages/signup.html", status_code=422, form=form, errors=translated(exc.errors)
+        return _signup_form(request, form, 422, errors=translated(exc.errors))
+    except Throttled as exc:
+        minutes = -(-exc.retry_after // 60)
+        error = ngettext(
+            "Too many sign-ups from your address. Try again in %(num)d minute.",
+            "Too many sign-ups from your address. Try again in %(num)d minutes.",
+            minutes,
+        ) % {"num": minutes}
+        headers = {"Retry-After": str(exc.retry_after)}
+        return _signup_form(request, form, 429, error=error, headers=headers)
+    return render(request, "pages/signup_sent.html", email=email)
+
+
+@get("/signup/confirm", name="signup_confirm", include_in_schema=False)
+async def signup_confirm_page(
+    request: Request[Any, Any, Any],
+    token: FromQuery[str] = "",
+    next: FromQuery[str | None] = None,
+) -> Response[Any]:
+    """The emailed link: the password chosen finishes the sign-up."""
+    user = await signup_token_user(token[:200])
+    return _confirm_page(request, user, token, next or "", None)
+
+
+def _confirm_page(
+    request: Request[Any, Any, Any],
+    user: User | None,
+    token: str,
+    next_path: str,
+    error: str | None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    return render(
+        request,
+        "pages/signup_confirm.html",
+        status_code=status_code if user else 404,
+        headers=headers,
+        email=user.email if user else None,
+        form={"token": token, "next": next_path},
+        error=error,
+    )
+
+
+@post("/signup/confirm", name="signup_confirm_submit", include_in_schema=False)
+async def signup_confirm_submit(
+    request: Request[Any, Any, Any], data: Form, redis: RedisDep
+) -> Response[Any]:
+    token, next_path = field(data, "token", 200), field(data, "next", 2000)
+    try:
+        user = await signup_confirm_attempt(
+            redis=redis, token=token, password=field(data, "password", 2000), ip=client_ip(request)
         )
+    except LinkInvalid:
+        return _confirm_page(request, None, token, next_path, None)
+    except Throttled as exc:
+        user = await signup_token_user(token)
+        return _confirm_page(
+            request,
+            user,
+            token,
+            next_path,
+            throttled_message(exc.retry_after),
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    except LoginRefused as exc:
+        user = await signup_token_user(token)
+        return _confirm_page(request, user, token, next_path, _(exc.message), status_code=400)
     await sessions.login(request, redis, user.id)
     flash(request, _("Welcome! Your account is ready."), "success")
-    return see_other(safe_next(form["next"], request.app.route_reverse("client_dashboard")))
+    return see_other(safe_next(next_path, request.app.route_reverse("client_dashboard")))
 
 
 @get("/login", name="login", include_in_schema=False)
@@ -208,6 +308,8 @@ ROUTES = [
     account_emails,
     signup_page,
     signup_submit,
+    signup_confirm_page,
+    signup_confirm_submit,
     login_page,
     login_submit,
     logout,

@@ -20,6 +20,7 @@ from portal.questions.tables import Question
 from portal.routes.api_charter import ERRORS, ErrorOut
 from portal.web.auth import current_expert, current_user, expert_required, login_required
 from portal.web.deps import RedisDep
+from portal.web.jobs import trigger
 
 
 class QuestionIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -175,7 +176,7 @@ async def question_answer(
         )
     except ValidationFailed as exc:  # the request's field is `body`
         raise ValidationFailed({"body": exc.errors.get("answer", "")}) from None
-    await redis.enqueue_job("settle_question", answered.id, _job_id=f"question:{answered.id}")
+    await trigger(redis, "settle_question", answered.id, job_id=f"question:{answered.id}")
     return _out(answered, expert.slug)
 
 

@@ -39,6 +39,7 @@ from portal.params import PathId
 from portal.routes.forms import Form, field, see_other, translated
 from portal.web.auth import current_expert
 from portal.web.deps import RedisDep
+from portal.web.jobs import trigger
 from portal.web.render import render
 
 PREVIEW_DAYS = 7
@@ -165,9 +166,7 @@ async def calendar_submit(
         # names this row: a deleted calendar's id may come back while arq still keeps the
         # id of its last read (an hour), which would refuse the job.
         made = calendar.created_at.timestamp()
-        await redis.enqueue_job(
-            "sync_calendar", calendar.id, _job_id=f"calendar:{calendar.id}:{made}"
-        )
+        await trigger(redis, "sync_calendar", calendar.id, job_id=f"calendar:{calendar.id}:{made}")
     except ValidationFailed as exc:
         errors = {f"calendar_{k}": v for k, v in exc.errors.items()}
         merged = form_of(await availability_of(expert)) | {

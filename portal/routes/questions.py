@@ -32,6 +32,7 @@ from portal.routes.forms import Form, field, see_other, translated, whole_number
 from portal.web.auth import current_expert, current_user, login_required
 from portal.web.deps import RedisDep
 from portal.web.errors import domain_status
+from portal.web.jobs import trigger
 from portal.web.render import render
 
 
@@ -252,7 +253,7 @@ async def answer_submit(
         return await _expert_thread(
             request, expert, question, form | {"question": str(question_id)}, exc.errors, 422
         )
-    await redis.enqueue_job("settle_question", answered.id, _job_id=f"question:{answered.id}")
+    await trigger(redis, "settle_question", answered.id, job_id=f"question:{answered.id}")
     flash(request, _("Your answer is sent."), "success")
     return see_other(request.app.route_reverse("expert_questions"))
 

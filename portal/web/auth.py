@@ -3,6 +3,7 @@ which is why the API needs no CSRF token), and guards for handlers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -14,6 +15,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from portal.accounts.services import expert_for_user, token_user, user_by_id
 from portal.accounts.tables import Expert, Role, User
 from portal.errors import NotFound
+from portal.web import csrf
 from portal.web.sessions import SESSION_AUTH_AT, SESSION_USER
 
 API_PREFIX = "/api/"
@@ -31,7 +33,11 @@ def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
 
 class AuthMiddleware(ASGIMiddleware):
     def __init__(self, exclude_path_pattern: tuple[str, ...] = ()) -> None:
-        self.exclude_path_pattern = exclude_path_pattern
+        # By the request's path (static files are one route for many paths).
+        excluded = re.compile("|".join(exclude_path_pattern)) if exclude_path_pattern else None
+        self.should_bypass_for_scope = (
+            (lambda scope: excluded.search(scope["path"]) is not None) if excluded else None
+        )
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         user: User | None = None
@@ -51,6 +57,8 @@ class AuthMiddleware(ASGIMiddleware):
                 if user is None or _older_than_password(session, user):
                     user = None
                     session.clear()  # a deleted account, or logged in before a password change
+                elif csrf.SESSION_CSRF not in session:  # logged in before tokens were bound
+                    session[csrf.SESSION_CSRF] = csrf.new_secret()
             scope["auth"] = "session" if user else None
         scope["user"] = user
         await next_app(scope, receive, send)

@@ -6,6 +6,6 @@ from litestar.di import NamedDependency
 from portal.settings import Settings
 
 # One Redis client per app, created at start-up: sessions, throttling, and the arq queue
-# (`await redis.enqueue_job("name", ..., _job_id=...)`).
+# (`await trigger(redis, "name", ..., job_id=...)`, see portal.web.jobs).
 RedisDep = NamedDependency[ArqRedis]
 SettingsDep = NamedDependency[Settings]

@@ -8,7 +8,9 @@ Litestar's backend adopts whatever id a cookie carries and never changes it. Her
   when the session was ended cannot bring it back;
 - an empty session is never stored and sets no cookie (anonymous visits cost nothing);
 - a session remembers when its user logged in: one older than the user's last password
-  change is refused (see portal.web.auth).
+  change is refused (see portal.web.auth);
+- login and logout renew the CSRF token, and a logged-in session holds the secret its
+  tokens are bound to (see portal.web.csrf).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from litestar.stores.redis import RedisStore
 from litestar.types import Empty, Message, ScopeSession
 from litestar.utils.dataclass import extract_dataclass_items
 from redis.asyncio import Redis
+
+from portal.web import csrf
 
 SCOPE_SID = "portal.session_id"
 SCOPE_STORED = "portal.stored_session_id"  # the id whose data was loaded from the store
@@ -131,6 +135,7 @@ async def login(request: Request, redis: Redis, user_id: int) -> None:
     request.session.pop(SESSION_USER, None)
     request.session[SESSION_USER] = user_id
     request.session[SESSION_AUTH_AT] = time.time()
+    csrf.renew(request, logged_in=True)
     key = _user_sessions_key(user_id)
     await redis.sadd(key, session_id)
     await redis.expire(key, SESSION_MAX_AGE)
@@ -144,6 +149,7 @@ async def logout(request: Request, redis: Redis) -> None:
         await redis.srem(_user_sessions_key(user_id), session_id)
     _rotate(request)  # whatever is stored next (a flash message) lives under a new id
     request.session.clear()
+    csrf.renew(request, logged_in=False)
 
 
 async def end_other_sessions(request: Request, redis: Redis, user_id: int) -> None:

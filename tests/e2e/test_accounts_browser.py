@@ -1,4 +1,5 @@
-"""A visitor signs up, logs out, logs in, switches to English and logs out, in Chromium."""
+"""A visitor signs up (and opens the emailed link), logs out, logs in, switches to English
+and logs out, in Chromium."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.support import run_in_thread, signup_link
+
 pytestmark = pytest.mark.browser
 
 EMAIL = "camille@example.org"
 PASSWORD = "a long and secret phrase"
+
+# htmx sends the token set on <body>: it must be the page's current one, which changes at
+# login and logout (the forms' hidden field always is).
+HEADER_TOKEN_IS_CURRENT = """() =>
+  JSON.parse(document.body.getAttribute("hx-headers"))["x-csrftoken"]
+  === document.querySelector("input[name=_csrf_token]").value"""
 
 
 def test_signup_login_language_logout(page: Any, artifacts: Path) -> None:
@@ -31,6 +40,12 @@ def test_signup_login_language_logout(page: Any, artifacts: Path) -> None:
     page.screenshot(path=artifacts / "02-signup-error.png", full_page=True)
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Créer mon compte").click()
+    expect(page.locator("h1")).to_have_text("Vérifiez votre boîte mail")
+    page.screenshot(path=artifacts / "02b-signup-sent.png", full_page=True)
+    page.goto(run_in_thread(signup_link(EMAIL)))  # the link of the email
+    expect(page.locator("h1")).to_have_text("Activez votre compte")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Activer mon compte").click()
     expect(page).to_have_url("/me")
     expect(page.locator(".alert-success")).to_have_text("Bienvenue\u202f! Votre compte est prêt.")
     expect(page.locator("h1")).to_have_text("Bonjour Camille")
@@ -48,6 +63,7 @@ def test_signup_login_language_logout(page: Any, artifacts: Path) -> None:
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Se connecter").last.click()
     expect(page).to_have_url("/me")
+    assert page.evaluate(HEADER_TOKEN_IS_CURRENT)
 
     page.get_by_role("button", name="EN").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
@@ -56,6 +72,7 @@ def test_signup_login_language_logout(page: Any, artifacts: Path) -> None:
 
     page.get_by_role("button", name="Log out").click()
     expect(page.locator(".alert-info")).to_have_text("You are logged out.")
+    assert page.evaluate(HEADER_TOKEN_IS_CURRENT)
     expect(page.locator("h1")).to_have_text("Pay for the exchange, not the hour.")
     page.screenshot(path=artifacts / "05-logged-out-en.png", full_page=True)
 

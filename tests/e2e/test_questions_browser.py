@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from portal.questions.services import questions_settle_due
-from tests.support import PASSWORD, give_credits, make_published_expert, make_user, run_in_thread
+from tests.e2e.browsing import log_in
+from tests.support import give_credits, make_published_expert, make_user, run_in_thread
 
 pytestmark = pytest.mark.browser
 
@@ -19,18 +20,9 @@ async def _seed() -> None:
     await give_credits(await make_user("c@example.org"), await make_published_expert(), 5)
 
 
-def _log_in(page: Any, email: str, then: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"/login?next={then}")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").last.click()
-    expect(page).to_have_url(then)
-
-
 def test_urgent_question_answered_as_expertise(page: Any, artifacts: Path) -> None:
     run_in_thread(_seed())
-    _log_in(page, "c@example.org", "/e/alice-expert")
+    log_in(page, "c@example.org", "/e/alice-expert")
     page.get_by_role("link", name="Poser une question écrite").click()
     expect(page.locator("h1")).to_have_text("Poser une question à Alice Expert")
     page.wait_for_function("() => window.htmx !== undefined")  # live updates need htmx
@@ -41,7 +33,7 @@ def test_urgent_question_answered_as_expertise(page: Any, artifacts: Path) -> No
     page.get_by_role("button", name="Envoyer la question").click()
     expect(page.locator(".question-status")).to_have_text("En attente de la réponse.")
 
-    _log_in(page, "expert@example.org", "/expert/questions")
+    log_in(page, "expert@example.org", "/expert/questions")
     expect(page.locator(".inbox")).to_contain_text("urgent")
     page.screenshot(path=artifacts / "41-inbox.png", full_page=True)
     page.locator(".inbox a").first.click()
@@ -51,7 +43,7 @@ def test_urgent_question_answered_as_expertise(page: Any, artifacts: Path) -> No
     expect(page.locator(".alert-success")).to_contain_text("Votre réponse est envoyée.")
     run_in_thread(questions_settle_due())  # what the worker does next
 
-    _log_in(page, "c@example.org", "/me")
+    log_in(page, "c@example.org", "/me")
     expect(page.locator(".wallet")).to_contain_text("3 crédits disponibles")
     page.get_by_role("link", name="Puis-je rompre ce contrat", exact=False).click()
     expect(page.locator(".question-status")).to_contain_text("2 crédits débités.")

@@ -13,7 +13,7 @@ from portal.db import PortalSQLiteEngine, engine_from_url, is_postgres
 from portal.redis import connect
 from portal.settings import get_settings
 from tests.integration.conftest import running
-from tests.support import login, make_user
+from tests.support import csrf_from, login, make_user
 from workers.settings import heartbeat
 
 
@@ -27,12 +27,11 @@ async def test_unknown_page_is_a_404_page_in_both_languages(client: AsyncClient)
 
 
 async def test_malformed_form_body_is_422_not_500(client: AsyncClient) -> None:
-    await client.get("/login")
-    token = client.cookies.get("csrftoken")
+    token = csrf_from((await client.get("/login")).text)
     response = await client.post(
         "/login",
         content=b"\xff\xfe%%%",
-        headers={"Content-Type": "application/x-www-form-urlencoded", "x-csrftoken": token or ""},
+        headers={"Content-Type": "application/x-www-form-urlencoded", "x-csrftoken": token},
     )
     assert response.status_code in (400, 422)
     assert "Traceback" not in response.text

@@ -4,6 +4,7 @@ import pytest
 
 from portal.accounts.passwords import HASHER
 from portal.accounts.services import normalize_email
+from portal.accounts.throttle import address_of
 from portal.routes.forms import safe_next
 from portal.web.hosts import _hostname, allowed_hosts
 
@@ -64,3 +65,12 @@ def test_credit_validity_counts_calendar_months(start: str, months: int, end: st
 
     moment = datetime.fromisoformat(start).replace(tzinfo=UTC)
     assert add_months(moment, months).date().isoformat() == end
+
+
+def test_throttling_counts_an_ipv6_subscriber_as_one_address() -> None:
+    assert (
+        address_of("2001:db8:1:2::1") == address_of("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    )
+    assert address_of("2001:db8:1:3::1") != address_of("2001:db8:1:2::1")
+    assert address_of("::ffff:192.0.2.7") == address_of("192.0.2.7") == "192.0.2.7"
+    assert address_of("testclient") == "testclient"  # not an address: counted as it is
