@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from litestar.params import PathParameter, QueryParameter
 
-MAX_ID = 2**31 - 1  # a database integer
+from portal.validation import MAX_ID
 
 PathId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 QueryId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]  # optional

@@ -157,8 +157,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path = Path(".e
         trusted_proxies=frozenset(
             p.strip() for p in (get("TRUSTED_PROXIES") or "").split(",") if p.strip()
         ),
-        calendars_allow_private=(get("CALENDARS_ALLOW_PRIVATE") or "").lower()
-        in ("1", "true", "yes", "on"),
+        calendars_allow_private=flag("CALENDARS_ALLOW_PRIVATE"),
     )
 
 

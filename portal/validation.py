@@ -18,6 +18,9 @@ import re
 
 from portal.errors import N_
 
+MAX_ID = 2**31 - 1  # ids (and amounts) are 32-bit integers in the database
+DIGITS = frozenset("0123456789")  # str.isdigit() also takes "²" and other scripts' digits
+
 # Refused besides the control characters (category Cc, exactly U+0000-U+001F and
 # U+007F-U+009F since Unicode 1.1): the separators, the bidirectional controls.
 SEPARATORS_AND_BIDI = "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -39,3 +42,14 @@ def check_text(errors: dict[str, str], field: str, text: str, *, multiline: bool
     it may not."""
     if field not in errors and forbidden_character(text, multiline=multiline) is not None:
         errors[field] = MULTI_LINE if multiline else SINGLE_LINE
+
+
+def whole_number(text: object, most: int = MAX_ID) -> int | None:
+    """A whole number written in ASCII digits, from 0 to `most` (an id at most by default),
+    or None: "²" or "١" are digits to Python but not numbers anyone means here."""
+    if not (isinstance(text, str) and text and len(text) <= len(str(most))):
+        return None
+    if not all(c in DIGITS for c in text):
+        return None
+    number = int(text)
+    return number if number <= most else None

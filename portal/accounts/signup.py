@@ -28,6 +28,7 @@ from portal.db import is_unique_violation, write_transaction
 from portal.errors import ValidationFailed
 from portal.notify.messages import signup_attempted, signup_confirmation
 from portal.settings import get_settings
+from portal.validation import whole_number
 
 LINK_VALID_FOR = timedelta(hours=24)
 
@@ -46,14 +47,13 @@ async def signup_token_user(token: str, now: datetime | None = None) -> User | N
     """The account a sign-up link was sent for, if the link is genuine and still valid."""
     user_id, _, rest = token.partition(".")
     expires, _, signature = rest.partition(".")
-    if not (user_id.isdigit() and expires.isdigit() and len(user_id) < 19):
+    uid, until = whole_number(user_id), whole_number(expires, most=10**12)
+    if uid is None or until is None or until < (now or datetime.now(UTC)).timestamp():
         return None
-    if int(expires) < (now or datetime.now(UTC)).timestamp():
-        return None
-    user = await user_by_id(int(user_id))
+    user = await user_by_id(uid)
     if user is None:
         return None
-    expected = _signature(user.id, int(expires), user.password_hash)
+    expected = _signature(user.id, until, user.password_hash)
     return user if hmac.compare_digest(signature.encode(), expected.encode()) else None
 
 

@@ -28,10 +28,9 @@ from portal.charter.services import version_current
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, NotFound, ValidationFailed
 from portal.i18n import timezones
-from portal.validation import check_text
+from portal.validation import DIGITS, check_text
 
 MAX_CALENDARS = 5
-DIGITS = frozenset("0123456789")  # str.isdigit() also takes "²" and other scripts' digits
 MAX_OVERRIDES_AHEAD = 400
 
 

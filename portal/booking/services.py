@@ -21,7 +21,7 @@ from asyncpg.exceptions import DeadlockDetectedError, ExclusionViolationError
 
 from portal.accounts.tables import Expert, User
 from portal.booking import slots
-from portal.booking.availability import DIGITS, availability_of, lock_expert, working_time
+from portal.booking.availability import availability_of, lock_expert, working_time
 from portal.booking.policy import Terms, cancellation_cost, no_show_cost
 from portal.booking.tables import Availability, Booking, BookingStatus, CallMode, ExternalCalendar
 from portal.charter.rules import CHANNELS, Rules
@@ -31,7 +31,7 @@ from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, NotFound, ValidationFailed
 from portal.i18n import timezones
 from portal.notify.messages import booking_changed
-from portal.validation import check_text
+from portal.validation import DIGITS, check_text
 
 CONFIRM_GRACE = timedelta(minutes=30)  # after the end, before the credits are captured
 MAX_RANGE_DAYS = 62

@@ -19,6 +19,7 @@ from piccolo.table import Table
 from portal.credits.services import ENTRY_COLUMNS
 from portal.credits.tables import Entry, EntryKind, Purchase
 from portal.errors import N_, ValidationFailed
+from portal.validation import whole_number
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -90,8 +91,8 @@ async def _versions(references: list[str], sources: VersionSources) -> dict[str,
     wanted: dict[str, list[int]] = {}
     for reference in references:
         kind, _sep, ident = reference.partition(":")
-        if kind in sources and ident.isascii() and ident.isdigit():
-            wanted.setdefault(kind, []).append(int(ident))
+        if kind in sources and (number := whole_number(ident)) is not None:
+            wanted.setdefault(kind, []).append(number)
     found = {}
     for kind, ids in wanted.items():
         table = sources[kind]

@@ -12,7 +12,8 @@ import json
 import re
 from typing import Any
 
-MAX_ID = 2**31 - 1  # ids and amounts are 32-bit integers in the database
+from portal.validation import whole_number
+
 MAX_AMOUNT = 2**31 - 1
 MAX_REF = 255  # the length of the columns that keep Stripe ids
 # Stripe ids (`evt_1N...`, `ch_3M...`, `cs_test_a1...`) and event types
@@ -118,11 +119,8 @@ def currency(obj: dict[str, Any], name: str) -> str:
 
 def purchase_id(value: Any) -> int | None:
     """A purchase id as the portal writes it (decimal digits), or None: not one of ours."""
-    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
-        return None
-    if len(value) > len(str(MAX_ID)) or not 0 < int(value) <= MAX_ID:
-        return None
-    return int(value)
+    number = whole_number(value)
+    return number if number else None
 
 
 REFS = {  # object -> the fields naming its charge and its PaymentIntent

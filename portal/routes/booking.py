@@ -34,7 +34,8 @@ from portal.credits.ledger import InsufficientCredits
 from portal.errors import N_, DomainError, NotFound, ValidationFailed
 from portal.i18n import gettext as _
 from portal.params import PathId, QueryId, Slug
-from portal.routes.forms import Form, field, see_other, translated, whole_number
+from portal.routes.forms import Form, field, see_other, translated
+from portal.validation import whole_number
 from portal.web.auth import current_user, login_required
 from portal.web.errors import domain_status
 from portal.web.render import render

@@ -10,7 +10,6 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from portal.i18n import gettext as _
-from portal.params import MAX_ID
 
 Form = URLEncodedBody[dict[str, Any]]
 
@@ -21,15 +20,6 @@ def field(data: dict[str, Any], name: str, max_length: int = 10_000) -> str:
     if isinstance(value, list):
         value = value[0] if value else ""
     return str(value)[:max_length].replace("\x00", "")  # NUL: no database stores it
-
-
-def whole_number(text: str, most: int = MAX_ID) -> int | None:
-    """A whole number written in ASCII digits, from 0 to `most` (an id at most by default),
-    or None: "²" or "١" are digits to Python but not numbers anyone means here."""
-    if not (text.isascii() and text.isdigit() and len(text) <= len(str(most))):
-        return None
-    number = int(text)
-    return number if number <= most else None
 
 
 def safe_next(target: str | None, default: str) -> str:

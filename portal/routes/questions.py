@@ -28,7 +28,8 @@ from portal.questions.services import (
     thread_of,
 )
 from portal.questions.tables import Question, QuestionStatus
-from portal.routes.forms import Form, field, see_other, translated, whole_number
+from portal.routes.forms import Form, field, see_other, translated
+from portal.validation import whole_number
 from portal.web.auth import current_expert, current_user, login_required
 from portal.web.deps import RedisDep
 from portal.web.errors import domain_status

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import msgspec
-import pytest
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute

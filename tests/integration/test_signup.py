@@ -147,6 +147,24 @@ async def test_a_later_signup_cannot_take_a_pending_account(client: AsyncClient)
         assert response.status_code == status, (link, password)
 
 
+async def test_a_link_with_digits_of_other_scripts_is_not_found(client: AsyncClient) -> None:
+    """Every part of the token is read as ASCII digits; anything else is a dead link."""
+    await _signup(client, "new@example.org")
+    token = parse_qs(
+        urlsplit(LINK.search((await _emails("signup_confirm"))[0].text).group(1)).query
+    )["token"][0]  # type: ignore[union-attr]
+    user_id, expires, signature = token.split(".")
+    for forged in (
+        f"²{user_id}.{expires}.{signature}",
+        f"{user_id}.²{expires}.{signature}",
+        "1.9" * 30,
+    ):
+        assert (await client.get("/signup/confirm", params={"token": forged})).status_code == 404
+        data = {"token": forged, "password": NEW_PASSWORD}
+        posted = await post_form(client, "/signup/confirm", data, from_page="/signup")
+        assert posted.status_code == 404, forged
+
+
 async def test_signups_are_throttled_per_address(app: Litestar, client: AsyncClient) -> None:
     statuses = [
         (await _signup(client, f"bulk{n}@example.org")).status_code
