@@ -34,7 +34,7 @@ from portal.credits.stripe_fields import (
     shown,
     status,
 )
-from portal.credits.tables import Dispute, Purchase, StripeEvent
+from portal.credits.tables import Dispute, Entry, Purchase, StripeEvent
 from portal.db import is_postgres, write_transaction
 
 log = logging.getLogger(__name__)
@@ -78,11 +78,15 @@ async def refund_apply(charge: dict[str, Any]) -> None:
         if refunded <= purchase.refunded_minor and target <= purchase.refund_credits:
             return  # an older or repeated event
         asked, short = target - purchase.refund_credits, 0
-        if asked > 0:
+        # Credits an open dispute holds are out of the wallet already: the refund takes
+        # them from the dispute, which gives back only the rest if it closes in the
+        # client's favour (refunded and given back would be paid twice).
+        from_dispute = await _refund_from_open_dispute(purchase, asked) if asked > 0 else 0
+        if asked - from_dispute > 0:
             _entry, short = await ledger.refund(
                 wallet_id=await _wallet_id(purchase),
                 lot_id=purchase.lot,
-                credits=asked,
+                credits=asked - from_dispute,
                 key=f"refund:purchase:{purchase.id}:{target}",
                 reference=f"purchase:{purchase.id}",
             )
@@ -93,8 +97,26 @@ async def refund_apply(charge: dict[str, Any]) -> None:
                 Purchase.charged_minor: charged,
                 Purchase.refund_credits: max(target, purchase.refund_credits),
                 Purchase.refund_shortfall: Purchase.refund_shortfall + short,
+                Purchase.disputed_credits: Purchase.disputed_credits - from_dispute,
             }
         ).where(Purchase.id == purchase.id)
+
+
+async def _refund_from_open_dispute(purchase: Purchase, asked: int) -> int:
+    """Inside the refund's transaction: up to `asked` credits moved from the purchase's open
+    dispute to the refund; how many."""
+    holding = (
+        await Dispute.objects()
+        .where(
+            (Dispute.purchase == purchase.id) & Dispute.closed_at.is_null() & (Dispute.taken > 0)
+        )
+        .first()
+    )
+    if holding is None:
+        return 0
+    moved = min(asked, holding.taken)
+    await Dispute.update({Dispute.taken: Dispute.taken - moved}).where(Dispute.id == holding.id)
+    return moved
 
 
 async def dispute_apply(event_type: str, dispute: dict[str, Any]) -> None:
@@ -114,6 +136,7 @@ async def dispute_apply(event_type: str, dispute: dict[str, Any]) -> None:
         row = await Dispute.objects().where(Dispute.dispute_id == dispute_id).first()
         if row is None:
             row = Dispute(dispute_id=dispute_id, purchase=purchase.id, status=told)
+            row.taken = await _taken_before_disputes_were_kept(purchase)
             await row.save()
         elif row.closed_at is not None or row.purchase != purchase.id:
             return  # settled already: told again, or told otherwise too late
@@ -128,7 +151,9 @@ async def dispute_apply(event_type: str, dispute: dict[str, Any]) -> None:
             await _dispute_update(row, told, closing)
             return
         taken = row.taken
-        if not taken and (not closing or told == "lost"):
+        took_before = await Entry.exists().where(Entry.idempotency_key == _take_key(dispute_id))
+        if not taken and not took_before and (not closing or told == "lost"):
+            # Once per dispute: a refund may have moved all it took (taken is 0 again).
             taken = await _dispute_take(purchase, dispute_id)
         if closing and told in GIVEN_BACK and taken:
             await ledger.restore(
@@ -146,12 +171,27 @@ async def dispute_apply(event_type: str, dispute: dict[str, Any]) -> None:
         await _dispute_update(row, told, closing)
 
 
+async def _taken_before_disputes_were_kept(purchase: Purchase) -> int:
+    """Credits a dispute opened before disputes had rows of their own took (under the key
+    `dispute:purchase:<id>`): the purchase's first dispute row takes them over, so that its
+    closing gives them back or keeps them."""
+    if purchase.disputed_credits <= 0 or await Dispute.exists().where(
+        Dispute.purchase == purchase.id
+    ):
+        return 0
+    return purchase.disputed_credits
+
+
+def _take_key(dispute_id: str) -> str:
+    return f"dispute:{dispute_id}"
+
+
 async def _dispute_take(purchase: Purchase, dispute_id: str) -> int:
     entry, _short = await ledger.refund(
         wallet_id=await _wallet_id(purchase),
         lot_id=purchase.lot,
         credits=purchase.credits,
-        key=f"dispute:{dispute_id}",
+        key=_take_key(dispute_id),
         reference=f"purchase:{purchase.id}",
     )
     return -entry.amount if entry is not None else 0

@@ -18,6 +18,7 @@ from portal.accounts.tables import Expert
 from portal.charter.tables import CreditPack
 from portal.credits import ledger
 from portal.credits.purchases import purchase_start
+from portal.credits.services import verify_all
 from portal.credits.tables import Entry, Purchase, PurchaseStatus, StripeEvent, Wallet
 from portal.errors import Conflict, NotFound
 from portal.settings import get_settings
@@ -411,6 +412,51 @@ async def test_credits_given_back_after_a_dispute_can_be_refunded(client: AsyncC
     assert await _balance(purchase) == 0
     stored = await Purchase.objects().get(Purchase.id == purchase.id)
     assert (stored.refund_credits, stored.refund_shortfall) == (10, 0)
+
+
+@pytest.mark.parametrize(
+    ("refunded", "closing", "left"),
+    [(420_00, "warning_closed", 0), (210_00, "won", 5), (420_00, "lost", 0)],
+)
+async def test_a_refund_while_a_dispute_holds_the_credits_is_not_given_back(
+    client: AsyncClient, refunded: int, closing: str, left: int
+) -> None:
+    """Stripe allows a refund during an inquiry: the credits the inquiry took pay for the
+    refund, and only the rest comes back when it closes in the client's favour."""
+    purchase = await _paid(client)
+    opened = _dispute(purchase, "charge.dispute.created", "warning_needs_response", 1)
+    await _deliver(client, opened)
+    await _deliver(client, _charge(purchase, refunded, 2))
+    opened["id"] = "evt_dispute_again"  # told again after the refund: takes nothing more
+    await _deliver(client, opened)
+    assert await _balance(purchase) == 0
+    await _deliver(client, _dispute(purchase, "charge.dispute.closed", closing, 3))
+    assert await _balance(purchase) == left
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    refund_credits = 10 * refunded // 420_00
+    assert (stored.refund_credits, stored.refund_shortfall) == (refund_credits, 0)
+    assert stored.disputed_credits == 0
+    assert not await verify_all()
+
+
+async def test_a_dispute_opened_before_disputes_were_kept_is_settled(client: AsyncClient) -> None:
+    """A dispute opened under the earlier rule (credits taken under `dispute:purchase:<id>`,
+    no dispute row) gives them back when it is won."""
+    purchase = await _paid(client)
+    wallet = await Wallet.objects().get(Wallet.client == purchase.client)
+    await ledger.refund(
+        wallet_id=wallet.id,
+        lot_id=purchase.lot,
+        credits=purchase.credits,
+        key=f"dispute:purchase:{purchase.id}",
+        reference=f"purchase:{purchase.id}",
+    )
+    await Purchase.update({Purchase.disputed_credits: 10}).where(Purchase.id == purchase.id)
+    await _deliver(client, _dispute(purchase, "charge.dispute.closed", "won", 1))
+    assert await _balance(purchase) == 10
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.disputed_credits == 0
+    assert not await verify_all()
 
 
 MISMATCHES = {
