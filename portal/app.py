@@ -15,7 +15,7 @@ from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.flash import FlashConfig, FlashPlugin
-from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
+from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -33,6 +33,7 @@ from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.headers import add_security_headers
 from portal.web.hosts import AllowedHostsMiddleware, allowed_hosts
 from portal.web.locale import LocaleMiddleware
+from portal.web.request import PortalRequest
 from portal.web.sessions import (
     SESSION_KEY,
     SESSION_MAX_AGE,
@@ -136,7 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 before_request=_static_name_ok,
             ),
         ],
-        request_class=HTMXRequest,
+        request_class=PortalRequest,
         plugins=[HTMXPlugin(), FlashPlugin(config=FlashConfig(template_config=templates))],
         template_config=templates,
         middleware=[

@@ -153,9 +153,12 @@ def session_mismatch(purchase: Purchase, session: dict[str, Any]) -> str | None:
 
 async def purchase_mismatch(*, purchase: Purchase, reason: str) -> None:
     """A payment that names this purchase but does not pay it: noted, for the expert to
-    see, and logged; nothing is granted."""
+    see, and logged; nothing is granted. A purchase already paid keeps its record clean
+    (anyone can send a Payment Link naming another purchase): the log says it."""
     log.warning("purchase %s: payment does not match, nothing granted: %s", purchase.id, reason)
-    await Purchase.update({Purchase.mismatch: reason[:1000]}).where(Purchase.id == purchase.id)
+    await Purchase.update({Purchase.mismatch: reason[:1000]}).where(
+        (Purchase.id == purchase.id) & (Purchase.status != PurchaseStatus.paid.value)
+    )
 
 
 async def purchase_paid(

@@ -104,15 +104,23 @@ async def notify(
             raise
 
 
+def header_text(value: str) -> str:
+    """A header's text as people wrote it, and nothing more: one line, and no RFC 2047
+    encoded word. The header parser decodes `=?utf-8?q?=0D=0ABcc:...?=` into a line break
+    that older Pythons then write out raw (CVE-2024-6923): a name could add headers. A
+    zero-width space after the `=` keeps the text as it reads and makes it plain text."""
+    return " ".join(value.splitlines()).replace("=?", "=\u200b?")
+
+
 def message_of(notification: Notification, sender: str) -> EmailMessage:
     """The email: plain text and HTML, and the invite as a calendar part when there is one
     (`method=` in the part, so calendar clients act on it rather than offer a file) and as
     an attachment. Both say their charset (Outlook garbles unlabelled parts), and the
     attachment its name in the content type too (some clients read only that)."""
     message = EmailMessage()
-    message["Subject"] = notification.subject
+    message["Subject"] = header_text(notification.subject)
     message["From"] = f"{SENDER_NAME} <{sender}>"
-    message["To"] = notification.to_address
+    message["To"] = header_text(notification.to_address)
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(idstring=f"n{notification.id}", domain=sender.split("@")[-1])
     message.set_content(notification.text)

@@ -51,6 +51,28 @@ async def test_malformed_json_is_422_with_fields(client: AsyncClient) -> None:
     assert extra.status_code == 422
 
 
+async def test_json_nested_too_deeply_is_422_not_500(client: AsyncClient) -> None:
+    """A few kilobytes of `[[[[…]]]]` exhaust the decoder's recursion: a body that cannot be
+    read, anonymous or not, on every JSON endpoint."""
+    await make_user("a@example.org")
+    headers = {"Authorization": f"Bearer {await _token(client)}"}
+    deep = b"[" * 5000 + b"]" * 5000
+    for method, path in (
+        ("POST", "/api/v1/tokens"),
+        ("POST", "/api/v1/experts/someone/bookings"),
+        ("POST", "/api/v1/experts/someone/questions"),
+    ):
+        answer = await client.request(
+            method, path, content=deep, headers={"Content-Type": "application/json", **headers}
+        )
+        assert answer.status_code == 422, (path, answer.status_code)
+        assert answer.json()["code"] == "validation_failed"
+    anonymous = await client.post(
+        "/api/v1/tokens", content=deep, headers={"Content-Type": "application/json"}
+    )
+    assert anonymous.status_code == 422
+
+
 async def test_bearer_token_authenticates_and_can_be_revoked(client: AsyncClient) -> None:
     await make_user("a@example.org", locale="en")
     token = await _token(client)

@@ -191,18 +191,27 @@ async def test_an_email_that_cannot_be_built_fails_alone_and_the_others_go(
     assert "1 email to you could not be sent" in page
 
 
-async def test_a_name_written_with_a_line_break_still_makes_one_subject_line(
-    smtp: tuple[_Inbox, int],
+@pytest.mark.parametrize(
+    ("name", "subject"),
+    [
+        ("Pack\r\nBcc: someone@example.org", "Pack Bcc: someone@example.org"),
+        # An encoded word that decodes to a line break (CVE-2024-6923): plain text here.
+        ("P=?utf-8?q?=0D=0ABcc:_spy@evil.test?=", "P=\u200b?utf-8?q?=0D=0ABcc:_spy@evil.test?="),
+    ],
+)
+async def test_a_name_that_would_add_a_header_still_makes_one_subject_line(
+    smtp: tuple[_Inbox, int], name: str, subject: str
 ) -> None:
-    """Names are checked when written; one from before (a pack sold under it) still gives a
-    subject of one line, and no header of its own."""
+    """Names are checked when written; one from before (a pack sold under it), or one that
+    hides a line break in an encoded word, still gives a subject of one line, and no header
+    of its own."""
     inbox, port = smtp
     expert = await make_published_expert()
     client = await make_user("c@example.org")
     purchase = Purchase(
         client=client.id,
         expert=expert.id,
-        pack_name="Pack\r\nBcc: someone@example.org",
+        pack_name=name,
         credits=10,
         price_minor=100_00,
         currency="EUR",
@@ -214,8 +223,11 @@ async def test_a_name_written_with_a_line_break_still_makes_one_subject_line(
     outbox = Outbox(smtp_url=f"smtp://127.0.0.1:{port}", folder=Path("/x"), sender="n@p.test")
     assert await notifications_send_due(outbox) == 1
     (message,) = inbox.messages
-    assert message["Subject"] == "Reçu\u202f: Pack Bcc: someone@example.org chez Alice Expert"
+    assert message["Subject"] == f"Reçu\u202f: {subject} chez Alice Expert"
     assert message["Bcc"] is None
+    assert sorted(message.keys()) == sorted(
+        ["Subject", "From", "To", "Date", "Message-ID", "MIME-Version", "Content-Type"]
+    )
 
 
 async def test_two_senders_at_once_send_each_email_once(smtp: tuple[_Inbox, int]) -> None:

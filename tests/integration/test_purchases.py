@@ -508,6 +508,21 @@ async def test_a_payment_that_does_not_match_its_purchase_grants_nothing(
     assert await _balance(purchase) == 10
 
 
+async def test_a_mismatch_after_the_payment_leaves_the_purchase_clean(
+    client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Payment Link naming a purchase already paid: logged, nothing noted on it."""
+    purchase = await _paid(client)
+    other = _event("checkout.session.completed", purchase, n=9, id="cs_test_someone_elses")
+    assert (await _deliver(client, other)).status_code == 200
+    assert any(other["id"] in r.getMessage() for r in caplog.records)
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert (stored.status, stored.mismatch) == (PurchaseStatus.paid.value, None)
+    assert await _balance(purchase) == 10
+    (_header, row) = await _expert_page(client)
+    assert "Paiement non conforme" not in row
+
+
 async def test_adaptive_pricing_pays_in_the_customers_currency(client: AsyncClient) -> None:
     """With Adaptive Pricing the customer pays 68,000 JPY; Stripe says what it is in euros."""
     purchase = await _purchase()
