@@ -42,13 +42,14 @@ def changes_of(zone: ZoneInfo, first: int, last: int) -> list[datetime]:
     offset = moment.astimezone(zone).utcoffset()
     while moment.year <= last:
         following = moment + timedelta(days=1)
-        if following.astimezone(zone).utcoffset() != offset:
+        next_offset = following.astimezone(zone).utcoffset()
+        if next_offset != offset:
             for hour in range(25):
                 probe = moment + timedelta(hours=hour)
                 if probe.astimezone(zone).utcoffset() != offset:
                     found.append(probe)
                     break
-            offset = following.astimezone(zone).utcoffset()
+            offset = next_offset
         moment = following
     return found
 
