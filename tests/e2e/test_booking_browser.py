@@ -3,6 +3,7 @@ for free and gets the credits back."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,11 @@ def test_client_books_a_slot_and_cancels_it(page: Any, artifacts: Path) -> None:
     expect(page.locator("h1")).to_have_text("Réserver avec Alice Expert")
     page.wait_for_function("() => window.htmx !== undefined")  # live updates need htmx
     page.get_by_label("Appel · 30 min · 2 crédits").check()
-    expect(page.locator("#slots")).to_be_visible()
-    page.get_by_role("link", name="Semaine suivante").click()
+    following = page.get_by_role("link", name="Semaine suivante")
+    # The slots are swapped in for 30 minutes once the request answers: the link then says so.
+    expect(following).to_have_attribute("href", re.compile(r"duration=30"))
+    following.click()
+    expect(page.locator("a.slot").first).to_have_attribute("href", re.compile(r"duration=30"))
     page.screenshot(path=artifacts / "30-book-picker.png", full_page=True)
     page.locator("a.slot").first.click()
     expect(page.locator("h1")).to_have_text("Confirmez votre réservation")
