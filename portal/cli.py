@@ -270,13 +270,27 @@ def _serve_uvicorn(listener: socket.socket, args: argparse.Namespace) -> None:
         server.run(sockets=[listener])
 
 
-def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.is_https and not settings.stripe_secret_key:
-        print(
-            "error: STRIPE_SECRET_KEY must be set when BASE_URL is https: "
-            "without it, no one can buy credits",
-            file=sys.stderr,
+def _payments_missing(settings: Settings) -> str | None:
+    """Why a public (https) site cannot take payments, or None. Only what serves the site
+    asks: the worker receives no Stripe events."""
+    if not settings.is_https:
+        return None
+    if not settings.stripe_secret_key:
+        return (
+            "STRIPE_SECRET_KEY must be set when BASE_URL is https: "
+            "without it, no one can buy credits"
         )
+    if not settings.stripe_webhook_secret:
+        return (
+            "STRIPE_WEBHOOK_SECRET must be set when BASE_URL is https: without it, every "
+            "event Stripe sends (payments, refunds, disputes) is refused"
+        )
+    return None
+
+
+def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
+    if (missing := _payments_missing(settings)) is not None:
+        print(f"error: {missing}", file=sys.stderr)
         return 2
     if args.fd is not None:  # a socket `portal run` keeps listening across restarts
         listener = socket.socket(fileno=args.fd)
@@ -473,6 +487,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Everything on one machine: migrations, embedded Redis, worker and web server."""
     from portal.redis import EmbeddedRedis
 
+    if (missing := _payments_missing(settings)) is not None:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     try:
         listener = _listen(args.host, args.port)  # kept: the web server restarts on it
     except PortInUse as exc:

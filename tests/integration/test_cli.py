@@ -8,6 +8,7 @@ import signal
 import subprocess
 import urllib.error
 import urllib.request
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -117,10 +118,39 @@ def test_portal_run_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
             assert response.status == 201
 
 
-def test_portal_web_refuses_https_without_a_stripe_key(tmp_path: Path) -> None:
-    env = {**run_env(), "BASE_URL": "https://portal.example.fr"}
+NO_STRIPE_KEY = (
+    "error: STRIPE_SECRET_KEY must be set when BASE_URL is https: "
+    "without it, no one can buy credits\n"
+)
+NO_WEBHOOK_SECRET = (
+    "error: STRIPE_WEBHOOK_SECRET must be set when BASE_URL is https: "
+    "without it, every event Stripe sends (payments, refunds, disputes) is refused\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("command", "stripe", "said"),
+    [
+        ("web", {}, NO_STRIPE_KEY),
+        ("web", {"STRIPE_WEBHOOK_SECRET": "whsec_x"}, NO_STRIPE_KEY),
+        ("web", {"STRIPE_SECRET_KEY": "sk_live_x"}, NO_WEBHOOK_SECRET),
+        ("run", {"STRIPE_SECRET_KEY": "sk_live_x"}, NO_WEBHOOK_SECRET),
+        ("run", {"STRIPE_WEBHOOK_SECRET": "whsec_x"}, NO_STRIPE_KEY),
+    ],
+    ids=[
+        "web-neither",
+        "web-no-key",
+        "web-no-webhook-secret",
+        "run-no-webhook-secret",
+        "run-no-key",
+    ],
+)
+def test_https_refuses_to_serve_without_both_stripe_secrets(
+    tmp_path: Path, command: str, stripe: dict[str, str], said: str
+) -> None:
+    env = {**run_env(), "BASE_URL": "https://portal.example.fr", **stripe}
     process = subprocess.Popen(
-        [*PORTAL, "web", "--port", str(free_port())],
+        [*PORTAL, command, "--port", str(free_port())],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -130,16 +160,13 @@ def test_portal_web_refuses_https_without_a_stripe_key(tmp_path: Path) -> None:
     )
     try:
         out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # it started serving
+        os.killpg(process.pid, signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:  # it started serving
+        with suppress(ProcessLookupError):  # whatever it started
             os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-    assert process.returncode == 2
-    assert err == (
-        "error: STRIPE_SECRET_KEY must be set when BASE_URL is https: "
-        "without it, no one can buy credits\n"
-    )
-    assert out == ""
+    assert (process.returncode, err, out) == (2, said, "")
 
 
 async def test_credits_grant_and_verify_from_the_shell() -> None:
