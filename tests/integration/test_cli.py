@@ -67,6 +67,18 @@ async def test_create_expert_and_client_from_the_shell() -> None:
     assert await User.exists().where(User.email == "c@example.org")
 
 
+def test_migrate_creates_the_default_database_in_var_dir(tmp_path: Path) -> None:
+    var = tmp_path / "elsewhere" / "var"
+    env = {**os.environ, "VAR_DIR": str(var)}
+    env.pop("DATABASE_URL")
+    done = subprocess.run(
+        [*PORTAL, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert (var / "portal.sqlite").is_file()
+    assert not (tmp_path / "var").exists()
+
+
 async def test_demo_seed_is_idempotent() -> None:
     first = portal("demo")
     second = portal("demo")
