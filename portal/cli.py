@@ -183,8 +183,9 @@ def cmd_credits_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     report, expired = _run_async(run())
     print(
         f"purchases checked {report.checked}: paid {report.paid}, processing "
-        f"{report.processing}, failed {report.failed}, expired {report.expired}, unchanged "
-        f"{report.unchanged}, Stripe errors {report.errors}; credits expired {expired}"
+        f"{report.processing}, failed {report.failed}, mismatched {report.mismatched} (failed, "
+        f"nothing granted), expired {report.expired}, unchanged {report.unchanged}, Stripe "
+        f"errors {report.errors}; credits expired {expired}"
     )
     return 1 if report.errors else 0
 

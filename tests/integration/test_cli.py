@@ -17,14 +17,15 @@ from portal.accounts.tables import Expert, Role, User
 from portal.settings import get_settings
 from tests.conftest import TMP
 from tests.processes import PORTAL, child, output, portal_run, run_env, running
+from tests.stripe_stub import StripeStub
 from tests.support import free_port
 
 
 def portal(
-    *args: str, stdin: str | None = None, cwd: Path = TMP
+    *args: str, stdin: str | None = None, cwd: Path = TMP, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*PORTAL, *args], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=60
+        [*PORTAL, *args], input=stdin, capture_output=True, text=True, cwd=cwd, env=env, timeout=60
     )
 
 
@@ -288,3 +289,34 @@ async def test_credits_reconcile_from_the_shell() -> None:
     assert done.returncode == 0, done.stderr
     assert "purchases checked 0" in done.stdout and "credits expired 3" in done.stdout
     assert portal("credits", "reconcile").stdout.endswith("credits expired 0\n")
+
+
+async def test_credits_reconcile_counts_a_purchase_paid_with_another_amount(
+    stripe_stub: StripeStub,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from portal.charter.tables import CreditPack
+    from portal.credits.purchases import purchase_start
+    from portal.credits.tables import Purchase, PurchaseStatus
+    from tests.support import make_published_expert, make_user
+
+    client, expert = await make_user("c@example.org"), await make_published_expert()
+    pack = await CreditPack.objects().get(CreditPack.expert == expert.id)
+    purchase = await purchase_start(client_id=client.id, expert=expert, pack_id=pack.id)
+    session = stripe_stub.session(
+        purchase.id, status="complete", payment_status="paid", amount_total=1, currency="eur"
+    )
+    await Purchase.update(
+        {
+            Purchase.checkout_session: session,
+            Purchase.created_at: datetime.now(UTC) - timedelta(hours=1),
+        }
+    ).where(Purchase.id == purchase.id)
+    stripe = {"STRIPE_SECRET_KEY": "sk_test_portal", "STRIPE_API_BASE": stripe_stub.url}
+    done = portal("credits", "reconcile", env={**os.environ, **stripe})
+    assert done.returncode == 0, done.stderr
+    assert "purchases checked 1: paid 0" in done.stdout
+    assert "mismatched 1 (failed, nothing granted)" in done.stdout
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.status == PurchaseStatus.failed.value
