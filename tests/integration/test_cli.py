@@ -16,7 +16,7 @@ import pytest
 from portal.accounts.tables import Expert, Role, User
 from portal.settings import get_settings
 from tests.conftest import TMP
-from tests.processes import PORTAL, child, output, portal_run, run_env, running
+from tests.processes import PORTAL, child, output, portal_run, processes_in, run_env
 from tests.stripe_stub import StripeStub
 from tests.support import free_port
 
@@ -89,28 +89,13 @@ async def test_demo_seed_is_idempotent() -> None:
     assert await Expert.count() == 1
 
 
-def _processes_in(folder: Path) -> set[int]:
-    """Running processes whose working directory is in `folder` (our children and Redis)."""
-    found = set()
-    for pid in running(
-        {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
-    ):
-        try:
-            cwd = Path(f"/proc/{pid}/cwd").resolve()
-        except OSError:
-            continue
-        if cwd == folder or folder in cwd.parents:
-            found.add(pid)
-    return found
-
-
 @pytest.mark.slow
 def test_portal_run_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
     with portal_run(tmp_path, "--demo") as (run, _url):
         assert child(run.pid, "worker") and child(run.pid, "web"), "processes of their own"
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert run.wait(timeout=30) == 0, output(tmp_path)
-        assert _processes_in(tmp_path) == set(), "no process left behind"
+        assert processes_in(tmp_path) == set(), "no process left behind"
     said = output(tmp_path)
     assert "The portal is starting at http://127.0.0.1:" in said
     assert "expert@example.com" in said and "client@example.com" in said

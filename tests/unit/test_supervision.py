@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import subprocess
 
-from portal.cli import _Child
+from portal.supervise import Child
 
 
-def _restart_delays(child: _Child, now: float, stops: int) -> list[float]:
+def _restart_delays(child: Child, now: float, stops: int) -> list[float]:
     """Let the process stop `stops` times, each time `now` moving to its restart."""
     delays = []
     for _ in range(stops):
@@ -22,7 +22,7 @@ def _restart_delays(child: _Child, now: float, stops: int) -> list[float]:
 
 
 def test_restarts_wait_longer_while_it_keeps_failing_and_start_over_after_a_good_run() -> None:
-    child = _Child("probe", lambda: subprocess.Popen(["true"], start_new_session=True))
+    child = Child("probe", lambda: subprocess.Popen(["true"], start_new_session=True))
     child.launch(now=0.0)
     assert _restart_delays(child, 0.0, 7) == [1, 2, 4, 8, 16, 30, 30]
 
