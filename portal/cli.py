@@ -265,7 +265,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     redis: list[Child] = []
     if embedded is not None:
         env["REDIS_URL"] = embedded.url
-        redis.append(Child("embedded Redis", embedded.spawn))
+        redis.append(Child("embedded Redis", embedded.spawn, ready=embedded.wait_ready))
     fd = listener.fileno()
     web = ["web", "--host", args.host, "--port", str(args.port), "--fd", str(fd)]
     children = [
@@ -277,7 +277,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\n  The portal is starting at {url}", flush=True)
     for login in logins:
         print(f"  demo {login.role:<7} {login.email}  /  {login.password}", flush=True)
-    code = supervise(url, redis, children, embedded)
+    code = supervise(url, redis, children)
     listener.close()
     print("The portal has stopped.", flush=True)
     return code

@@ -51,7 +51,8 @@ class EmbeddedRedis:
 
         self.socket.parent.mkdir(parents=True, exist_ok=True)
         # With an append-only file, Redis loads it and ignores the snapshot: so turn it on
-        # only once the file exists (`wait_ready` writes it the first time).
+        # only once the file exists. Until then `wait_ready`, which must follow every start,
+        # turns it on, and Redis writes the file from the data it loaded.
         logged = (self.folder / "portal.aof").is_file()
         options = {
             "port": "0",  # the socket only
@@ -73,7 +74,8 @@ class EmbeddedRedis:
         return self.process
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Wait until the server answers; start its append-only file if it has none yet."""
+        """Wait until the server answers; start its append-only file if it has none yet.
+        RuntimeError if it stopped, or does not answer within `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while not self.answers():
             if self.process is not None and self.process.poll() is not None:

@@ -14,10 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-if TYPE_CHECKING:
-    from portal.redis import EmbeddedRedis
+from typing import Any, NamedTuple
 
 log = logging.getLogger("portal")
 
@@ -76,21 +73,38 @@ def exit_reason(code: int) -> str:
 class Child:
     """A process `portal run` keeps running, in a process group of its own (with whatever it
     starts: granian's workers). When it stops, its group is killed and it starts again after
-    1 s, then 2, 4... at most 30 s while it keeps failing; from 1 s again after a minute up."""
+    1 s, then 2, 4... at most 30 s while it keeps failing; from 1 s again after a minute up.
 
-    def __init__(self, name: str, start: Callable[[], subprocess.Popen[bytes]]) -> None:
+    `ready`, when given, runs after each start, the first one or a restart, and brings the
+    process to where it should be (the embedded Redis's append-only file); it raises
+    RuntimeError if it cannot, and the process is killed, to start again later."""
+
+    def __init__(
+        self,
+        name: str,
+        start: Callable[[], subprocess.Popen[bytes]],
+        ready: Callable[[], None] | None = None,
+    ) -> None:
         self.name = name
         self._start = start
+        self._ready = ready
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.failures = 0
         self.restart_at: float | None = None
 
     def launch(self, now: float | None = None) -> subprocess.Popen[bytes]:
-        self.process = self._start()
+        self.process = process = self._start()
         self.started_at = time.monotonic() if now is None else now
         self.restart_at = None
-        return self.process
+        if self._ready is not None:
+            try:
+                self._ready()
+            except RuntimeError:
+                kill_group(process.pid)
+                process.wait()
+                raise
+        return process
 
     def stopped(self) -> bool:
         return self.process is None or self.process.poll() is not None
@@ -98,7 +112,10 @@ class Child:
     def watch(self, now: float) -> None:
         if self.restart_at is not None:
             if now >= self.restart_at:
-                log.info("the %s starts again (pid %s)", self.name, self.launch(now).pid)
+                try:
+                    log.info("the %s starts again (pid %s)", self.name, self.launch(now).pid)
+                except RuntimeError as exc:
+                    log.warning("the %s did not start again: %s", self.name, exc)
             return
         if self.process is None or (code := self.process.poll()) is None:
             return
@@ -161,9 +178,7 @@ def _wait_until_up(
     return False
 
 
-def supervise(
-    url: str, redis: list[Child], children: list[Child], embedded: EmbeddedRedis | None
-) -> int:
+def supervise(url: str, redis: list[Child], children: list[Child]) -> int:
     """Start Redis (if embedded), then the others; start again any that stops; stop them all
     on Ctrl-C (SIGINT), SIGTERM or SIGHUP. The exit code."""
     stopping = False
@@ -179,8 +194,6 @@ def supervise(
     try:
         for child in redis:
             child.launch()
-        if embedded is not None:
-            embedded.wait_ready()
         for child in children:
             child.launch()
         if not _wait_until_up(f"{url}/healthz", redis + children, 60, lambda: stopping):

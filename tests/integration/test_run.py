@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from redis import Redis, RedisError
 
 from tests.processes import (
     PORTAL,
@@ -163,6 +164,37 @@ def test_portal_run_restarts_its_embedded_redis_and_keeps_its_data(tmp_path: Pat
         assert _signed_in(browser, url), "the session survived the restart"
         assert _signed_in(_logged_in(url), url)
     assert "the embedded Redis stopped (killed by SIGKILL)" in output(tmp_path)
+
+
+def _appendonly(folder: Path) -> str | None:
+    """The embedded Redis's `appendonly` setting, None while it does not answer."""
+    client = Redis(unix_socket_path=str(folder / "var/redis/run/redis.sock"), socket_timeout=5)
+    try:
+        return str(client.config_get("appendonly").get("appendonly"))
+    except RedisError:
+        return None
+    finally:
+        client.close()
+
+
+def test_a_restarted_embedded_redis_logs_every_write_again(tmp_path: Path) -> None:
+    if not embedded_redis(run_env()):
+        pytest.skip("REDIS_URL names a server: `portal run` starts no Redis of its own")
+    with portal_run(tmp_path) as (run, _url):
+        aof = tmp_path / "var/redis/portal.aof"
+        wait_for(aof.is_file, 60, "the append-only file written")
+        assert _appendonly(tmp_path) == "yes"
+        first = child(run.pid, "redis-server")
+        assert first
+        aof.unlink()  # as when Redis stops before its first append-only file is written
+        os.kill(first, signal.SIGKILL)
+
+        def restarted() -> bool:
+            return child(run.pid, "redis-server") not in (None, first)
+
+        wait_for(restarted, 60, "a new Redis")
+        wait_for(lambda: _appendonly(tmp_path) == "yes", 30, "the new Redis logging writes")
+        wait_for(aof.is_file, 30, "a new append-only file")
 
 
 def _load(port: int, requests: int, slow: int) -> list[socket.socket]:
