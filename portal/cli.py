@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import logging
 import os
@@ -15,7 +16,7 @@ from typing import Any
 
 from portal.serve import PortInUse, listen, serve
 from portal.settings import Settings, SettingsError, get_settings
-from portal.supervise import Child, portal_process, supervise
+from portal.supervise import Child, dies_with_this_process, portal_process, supervise
 
 
 def _run_async(main: Coroutine[Any, Any, Any]) -> Any:
@@ -265,7 +266,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     redis: list[Child] = []
     if embedded is not None:
         env["REDIS_URL"] = embedded.url
-        redis.append(Child("embedded Redis", embedded.spawn, ready=embedded.wait_ready))
+        spawn = functools.partial(embedded.spawn, dies_with_this_process())
+        redis.append(Child("embedded Redis", spawn, ready=embedded.wait_ready))
     fd = listener.fileno()
     web = ["web", "--host", args.host, "--port", str(args.port), "--fd", str(fd)]
     children = [

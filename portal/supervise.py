@@ -1,9 +1,10 @@
 """How `portal run` keeps its processes running: each in a process group of its own, started
-again when it stops, all stopped together."""
+again when it stops, all stopped together, and none outliving `portal run` itself."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ STOP_TIMEOUT_S = 10  # for each process to end after SIGTERM, before it is kille
 BACKOFF_FIRST_S = 1  # a process that stopped starts again after 1 s, 2 s, 4 s...
 BACKOFF_MAX_S = 30
 HEALTHY_AFTER_S = 60  # ...and after 1 s again once it has run this long
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class ProcessInfo(NamedTuple):
@@ -62,6 +64,24 @@ def group_running(pgid: int) -> bool:
 def kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def dies_with_this_process() -> Callable[[], None] | None:
+    """For `preexec_fn`: the child is sent SIGTERM when this process ends, even killed
+    (Linux's PR_SET_PDEATHSIG; elsewhere None). Call it from the thread that starts the
+    child, and that lives as long as this process: the signal comes when that thread ends."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        if prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # it ended before the call above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_death_signal
 
 
 def exit_reason(code: int) -> str:
@@ -134,9 +154,13 @@ class Child:
 def portal_process(
     command: list[str], env: dict[str, str], **options: Any
 ) -> subprocess.Popen[bytes]:
-    """`portal <command>` as a child, in a process group of its own."""
+    """`portal <command>` as a child: a process group of its own, ended with this one."""
     return subprocess.Popen(  # noqa: S603 (our own command)
-        [sys.executable, "-m", "portal.cli", *command], env=env, start_new_session=True, **options
+        [sys.executable, "-m", "portal.cli", *command],
+        env=env,
+        start_new_session=True,
+        preexec_fn=dies_with_this_process(),  # no other thread runs then
+        **options,
     )
 
 

@@ -239,6 +239,22 @@ def test_stopping_under_load_ends_every_process(tmp_path: Path, how: str) -> Non
     print(f"{len(tree)} processes ended {seconds:.1f} s after {how}")
 
 
+def test_a_killed_portal_run_takes_its_processes_with_it(tmp_path: Path) -> None:
+    with portal_run(tmp_path) as (run, url):
+        port = int(url.rsplit(":", 1)[1])
+        tree = descendants(run.pid)
+        assert len(tree) >= 3, "Redis or not, a web server and a worker"
+        killed = time.monotonic()
+        os.kill(run.pid, signal.SIGKILL)  # no chance to stop anything itself
+        run.wait()
+        wait_for(lambda: not running(tree), 20, f"its {len(tree)} processes ended")
+        seconds = time.monotonic() - killed
+        wait_for(lambda: _port_free(port), 10, f"port {port} free")
+    with portal_run(tmp_path, port=port):  # the next start finds nothing in its way
+        pass
+    print(f"{len(tree)} processes ended {seconds:.1f} s after `portal run` was killed")
+
+
 def test_files_under_var_are_private(tmp_path: Path) -> None:
     var = tmp_path / "var"
     (var / "outbox").mkdir(parents=True)
