@@ -68,7 +68,7 @@ def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
 
 
 async def wait_until(
-    condition: Callable[[], Awaitable[Any]], seconds: float = 60, what: str = "the worker"
+    condition: Callable[[], Awaitable[Any]], seconds: float = 120, what: str = "the worker"
 ) -> None:
     """Poll the coroutine function `condition` until it returns something true; fail after
     `seconds`."""

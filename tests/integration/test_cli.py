@@ -15,6 +15,7 @@ import pytest
 
 from portal.accounts.tables import Expert, Role, User
 from portal.settings import get_settings
+from portal.supervise import STOP_TIMEOUT_S
 from tests.conftest import TMP
 from tests.processes import PORTAL, child, output, portal_run, processes_in, run_env
 from tests.stripe_stub import StripeStub
@@ -94,7 +95,7 @@ def test_portal_run_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
     with portal_run(tmp_path, "--demo") as (run, _url):
         assert child(run.pid, "worker") and child(run.pid, "web"), "processes of their own"
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        assert run.wait(timeout=30) == 0, output(tmp_path)
+        assert run.wait(timeout=2 * STOP_TIMEOUT_S + 10) == 0, output(tmp_path)
         assert processes_in(tmp_path) == set(), "no process left behind"
     said = output(tmp_path)
     assert "The portal is starting at http://127.0.0.1:" in said
