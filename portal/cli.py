@@ -4,34 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import errno
+import functools
 import getpass
 import logging
 import os
-import signal
 import socket
 import stat
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Coroutine
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from portal.serve import PortInUse, listen, serve
 from portal.settings import Settings, SettingsError, get_settings
-
-if TYPE_CHECKING:
-    from portal.redis import EmbeddedRedis
-
-log = logging.getLogger("portal")
-
-STOP_TIMEOUT_S = 10  # for each process to end after SIGTERM, before it is killed
-BACKOFF_FIRST_S = 1  # a process that stopped starts again after 1 s, 2 s, 4 s...
-BACKOFF_MAX_S = 30
-HEALTHY_AFTER_S = 60  # ...and after 1 s again once it has run this long
-LISTEN_BACKLOG = 1024
+from portal.supervise import Child, dies_with_this_process, portal_process, supervise
 
 
 def _run_async(main: Coroutine[Any, Any, Any]) -> Any:
@@ -183,113 +168,44 @@ def cmd_credits_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     report, expired = _run_async(run())
     print(
         f"purchases checked {report.checked}: paid {report.paid}, processing "
-        f"{report.processing}, failed {report.failed}, expired {report.expired}, unchanged "
-        f"{report.unchanged}, Stripe errors {report.errors}; credits expired {expired}"
+        f"{report.processing}, failed {report.failed}, mismatched {report.mismatched} (failed, "
+        f"nothing granted), expired {report.expired}, unchanged {report.unchanged}, Stripe "
+        f"errors {report.errors}; credits expired {expired}"
     )
     return 1 if report.errors else 0
 
 
-class PortInUse(Exception):
-    """Something already listens on the address asked for."""
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A socket listening on host:port; PortInUse when another one already listens there.
-
-    granian's own sockets set SO_REUSEPORT, which lets a second server share the port of the
-    first and silently take part of its connections. This one does not set it, so neither
-    can it join another server, nor another server join it.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections linger
-    try:
-        listener.bind((host, port))
-    except OSError as exc:
-        listener.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise PortInUse(
-                f"port {port} is in use on {host}: stop what listens there, "
-                "or choose another port with --port"
-            ) from exc
-        raise
-    listener.listen(LISTEN_BACKLOG)
-    return listener
-
-
-def _serve_granian(listener: socket.socket, args: argparse.Namespace) -> None:
-    from granian import Granian
-    from granian._granian import SocketHolder
-    from granian.constants import Interfaces, Loops
-
-    class GranianOnListener(Granian):  # type: ignore[misc,valid-type]
-        def _init_shared_socket(self) -> None:
-            # granian's hook where it makes its socket (on Linux, one per worker, each with
-            # SO_REUSEPORT): its workers accept on ours instead.
-            fd = listener.fileno()
-            linux = sys.platform.startswith(("linux", "freebsd"))
-            self._ssp = None
-            self._shd = SocketHolder(fd, False, self.backlog) if linux else SocketHolder(fd, False)
-            self._sfd = fd
-            self._sso = listener  # inherited by the workers, closed at shutdown
-
-    GranianOnListener(
-        "portal.app:create_app",
-        factory=True,
-        address=args.host,
-        port=args.port,
-        interface=Interfaces.ASGI,
-        workers=args.workers,
-        loop=Loops.uvloop,
-        log_access=False,
-        backlog=LISTEN_BACKLOG,
-    ).serve()
-
-
-def _serve_uvicorn(listener: socket.socket, args: argparse.Namespace) -> None:
-    """What `uvicorn.run` does, on our socket."""
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config(
-        "portal.app:create_app",
-        factory=True,
-        host=args.host,  # named in its messages
-        port=args.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=True,
-        log_level="info",
-        access_log=False,  # as granian: no line per request
-    )
-    server = uvicorn.Server(config)
-    if args.workers > 1:
-        Multiprocess(config, target=server.run, sockets=[listener]).run()
-    else:
-        server.run(sockets=[listener])
+def _payments_missing(settings: Settings) -> str | None:
+    """Why a public (https) site cannot take payments, or None. Only what serves the site
+    asks: the worker receives no Stripe events."""
+    if not settings.is_https:
+        return None
+    if not settings.stripe_secret_key:
+        return (
+            "STRIPE_SECRET_KEY must be set when BASE_URL is https: "
+            "without it, no one can buy credits"
+        )
+    if not settings.stripe_webhook_secret:
+        return (
+            "STRIPE_WEBHOOK_SECRET must be set when BASE_URL is https: without it, every "
+            "event Stripe sends (payments, refunds, disputes) is refused"
+        )
+    return None
 
 
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.is_https and not settings.stripe_secret_key:
-        print(
-            "error: STRIPE_SECRET_KEY must be set when BASE_URL is https: "
-            "without it, no one can buy credits",
-            file=sys.stderr,
-        )
+    if (missing := _payments_missing(settings)) is not None:
+        print(f"error: {missing}", file=sys.stderr)
         return 2
     if args.fd is not None:  # a socket `portal run` keeps listening across restarts
         listener = socket.socket(fileno=args.fd)
     else:
         try:
-            listener = _listen(args.host, args.port)
+            listener = listen(args.host, args.port)
         except PortInUse as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    if args.server == "uvicorn":
-        _serve_uvicorn(listener, args)
-    else:
-        _serve_granian(listener, args)
+    serve(listener, server=args.server, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 
@@ -312,169 +228,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
-    return f"exit code {code}"
-
-
-def _group_running(pgid: int) -> bool:
-    """Whether a process of the group still runs (a zombie no longer does)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    for entry in proc.iterdir():
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # not a process, or gone meanwhile
-        if fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-class _Child:
-    """A process `portal run` keeps running, in a process group of its own (with whatever it
-    starts: granian's workers). When it stops, its group is killed and it starts again after
-    1 s, then 2, 4... at most 30 s while it keeps failing; from 1 s again after a minute up."""
-
-    def __init__(self, name: str, start: Callable[[], subprocess.Popen[bytes]]) -> None:
-        self.name = name
-        self._start = start
-        self.process: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
-        self.failures = 0
-        self.restart_at: float | None = None
-
-    def launch(self, now: float | None = None) -> subprocess.Popen[bytes]:
-        self.process = self._start()
-        self.started_at = time.monotonic() if now is None else now
-        self.restart_at = None
-        return self.process
-
-    def stopped(self) -> bool:
-        return self.process is None or self.process.poll() is not None
-
-    def watch(self, now: float) -> None:
-        if self.restart_at is not None:
-            if now >= self.restart_at:
-                log.info("the %s starts again (pid %s)", self.name, self.launch(now).pid)
-            return
-        if self.process is None or (code := self.process.poll()) is None:
-            return
-        if _group_running(self.process.pid):
-            _kill_group(self.process.pid)  # what it started goes with it
-        if now - self.started_at >= HEALTHY_AFTER_S:
-            self.failures = 0
-        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2**self.failures)
-        self.failures += 1
-        self.restart_at = now + delay
-        log.warning(
-            "the %s stopped (%s); restarting it in %d s", self.name, _exit_reason(code), delay
-        )
-
-
-def _stop(children: list[_Child], timeout_s: float) -> None:
-    """SIGTERM each process; after `timeout_s`, SIGKILL every group with a process left."""
-    started = {child.name: child.process for child in children if child.process is not None}
-    for process in started.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not all(map(_ended, started.values())):
-        time.sleep(0.05)
-    for name, process in started.items():
-        if not _ended(process):
-            log.warning("the %s still runs %d s after SIGTERM: killed", name, timeout_s)
-            _kill_group(process.pid)
-        process.wait()
-
-
-def _ended(process: subprocess.Popen[bytes]) -> bool:
-    """The process ended, and whatever it started too."""
-    return process.poll() is not None and not _group_running(process.pid)
-
-
-def _wait_until_up(
-    url: str, children: list[_Child], timeout_s: float, stopping: Callable[[], bool]
-) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if stopping() or any(child.stopped() for child in children):
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (our own local address)
-                return True
-        except urllib.error.HTTPError:
-            return True  # it answers (503 until the worker's first heartbeat)
-        except OSError:
-            time.sleep(0.2)
-    return False
-
-
-def _popen(command: list[str], env: dict[str, str], **options: Any) -> subprocess.Popen[bytes]:
-    portal = [sys.executable, "-m", "portal.cli"]
-    return subprocess.Popen(  # noqa: S603 (our own command)
-        [*portal, *command], env=env, start_new_session=True, **options
-    )
-
-
-def _supervise(
-    url: str, redis: list[_Child], children: list[_Child], embedded: EmbeddedRedis | None
-) -> int:
-    """Start Redis (if embedded), then the others; start again any that stops; stop them all
-    on Ctrl-C (SIGINT), SIGTERM or SIGHUP. The exit code."""
-    stopping = False
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) is not signal.SIG_IGN:  # as `nohup` leaves SIGHUP
-            signal.signal(signum, on_signal)
-    code = 0
-    try:
-        for child in redis:
-            child.launch()
-        if embedded is not None:
-            embedded.wait_ready()
-        for child in children:
-            child.launch()
-        if not _wait_until_up(f"{url}/healthz", redis + children, 60, lambda: stopping):
-            if not stopping:
-                print("The portal did not start; see the messages above.", file=sys.stderr)
-                code = 1
-        else:
-            print(f"\n  Ready: open {url}  (Ctrl-C stops everything)\n", flush=True)
-        while not stopping and code == 0:
-            for child in redis + children:
-                child.watch(time.monotonic())
-            time.sleep(0.2)
-    except RuntimeError as exc:  # the embedded Redis did not start
-        print(f"error: {exc}", file=sys.stderr)
-        code = 1
-    finally:
-        _stop(children, STOP_TIMEOUT_S)  # first the web server and the worker,
-        _stop(redis, STOP_TIMEOUT_S)  # then Redis, which they use until they stop
-    return code
-
-
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Everything on one machine: migrations, embedded Redis, worker and web server."""
     from portal.redis import EmbeddedRedis
 
+    if (missing := _payments_missing(settings)) is not None:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     try:
-        listener = _listen(args.host, args.port)  # kept: the web server restarts on it
+        listener = listen(args.host, args.port)  # kept: the web server restarts on it
     except PortInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -501,22 +263,23 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.demo:
         env["DEMO"] = "1"  # the demo shows the emails it would send at /outbox
     env["TEST_CHECKOUT"] = "1"  # credits are bought through the labelled test checkout
-    redis: list[_Child] = []
+    redis: list[Child] = []
     if embedded is not None:
         env["REDIS_URL"] = embedded.url
-        redis.append(_Child("embedded Redis", embedded.spawn))
+        spawn = functools.partial(embedded.spawn, dies_with_this_process())
+        redis.append(Child("embedded Redis", spawn, ready=embedded.wait_ready))
     fd = listener.fileno()
     web = ["web", "--host", args.host, "--port", str(args.port), "--fd", str(fd)]
     children = [
-        _Child("web server", lambda: _popen(web, env, pass_fds=(fd,))),
-        _Child("worker", lambda: _popen(["worker"], env)),
+        Child("web server", lambda: portal_process(web, env, pass_fds=(fd,))),
+        Child("worker", lambda: portal_process(["worker"], env)),
     ]
 
     url = f"http://{args.host}:{args.port}"
     print(f"\n  The portal is starting at {url}", flush=True)
     for login in logins:
         print(f"  demo {login.role:<7} {login.email}  /  {login.password}", flush=True)
-    code = _supervise(url, redis, children, embedded)
+    code = supervise(url, redis, children)
     listener.close()
     print("The portal has stopped.", flush=True)
     return code

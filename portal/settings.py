@@ -14,7 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
-DEFAULT_DATABASE_URL = "sqlite:///var/portal.sqlite"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 
@@ -41,7 +40,7 @@ def _read_dotenv(path: Path) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = "sqlite:///var/portal.sqlite"
     redis_url: str | None = None
     secret_key: str = ""
     base_url: str = DEFAULT_BASE_URL
@@ -124,7 +123,9 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path = Path(".e
         value = env.get(name, "").strip()
         return value or None
 
-    database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    var_dir = Path(get("VAR_DIR") or "var")
+    # SQLAlchemy style: three slashes, then the path (a fourth slash when it is absolute).
+    database_url = get("DATABASE_URL") or f"sqlite:///{var_dir / 'portal.sqlite'}"
     if not database_url.startswith(("sqlite:///", "postgres://", "postgresql://")):
         raise SettingsError(
             "DATABASE_URL must start with sqlite:/// or postgresql:// "
@@ -136,7 +137,6 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path = Path(".e
     base_url = (get("BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
     if urlparse(base_url).scheme not in ("http", "https"):
         raise SettingsError("BASE_URL must be an http:// or https:// address")
-    var_dir = Path(get("VAR_DIR") or "var")
 
     def flag(name: str) -> bool:
         return (get(name) or "").lower() in ("1", "true", "yes", "on")

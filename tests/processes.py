@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,12 +11,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from portal.settings import get_settings
+from portal.supervise import STOP_TIMEOUT_S, all_pids, process_info
+from tests.conftest import TMP
 from tests.support import free_port
 
 PORTAL = [sys.executable, "-m", "portal.cli"]
@@ -45,10 +48,10 @@ def get_json(url: str, timeout: float = 2) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read())
 
 
-def health(url: str) -> tuple[int, dict[str, Any]]:
-    """/healthz, or (0, {}) while nothing answers."""
+def health(url: str, timeout: float = 2) -> tuple[int, dict[str, Any]]:
+    """/healthz, or (0, {}) while nothing answers (within `timeout`)."""
     try:
-        return get_json(f"{url}/healthz")
+        return get_json(f"{url}/healthz", timeout)
     except OSError:
         return 0, {}
 
@@ -64,42 +67,74 @@ def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
     raise AssertionError(f"{what}: not within {seconds} s")
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, parent) of a process, None once it is gone."""
+async def wait_until(
+    condition: Callable[[], Awaitable[Any]], seconds: float = 120, what: str = "the worker"
+) -> None:
+    """Poll the coroutine function `condition` until it returns something true; fail after
+    `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: not there within {seconds} s")
+
+
+@contextmanager
+def worker(name: str, folder: Path = TMP) -> Iterator[subprocess.Popen[bytes]]:
+    """`portal worker` on the test database and Redis, its output in `folder`/`name`.log;
+    stopped at the end (SIGTERM, then SIGKILL to its group after 20 s)."""
+    log = (folder / f"{name}.log").open("wb")
+    process = subprocess.Popen(
+        [*PORTAL, "worker"],
+        cwd=folder,
+        env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[0], int(fields[1])
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
 
 
 def running(pids: set[int]) -> set[int]:
     """The processes among `pids` still running (a zombie has ended: it only waits to be
     reaped)."""
-    return {pid for pid in pids if (stat := _stat(pid)) is not None and stat[0] != "Z"}
+    return {pid for pid in pids if (info := process_info(pid)) is not None and info.state != "Z"}
 
 
 def descendants(pid: int) -> set[int]:
     """Every running process below `pid`."""
     parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := _stat(int(entry.name))) and stat[0] != "Z":
-            parents.setdefault(stat[1], []).append(int(entry.name))
-    found: set[int] = set()
+    for found in running(set(all_pids())):
+        if (info := process_info(found)) is not None:
+            parents.setdefault(info.parent, []).append(found)
+    below: set[int] = set()
     todo = [pid]
     while todo:
-        for child in parents.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+        for child_pid in parents.get(todo.pop(), []):
+            if child_pid not in below:
+                below.add(child_pid)
+                todo.append(child_pid)
+    return below
 
 
-def child(parent: int, program: str) -> int | None:
-    """The running child of `parent` named `program`, or with `program` as an argument."""
-    for pid in sorted(descendants(parent)):
-        stat = _stat(pid)
-        if stat is None or stat[1] != parent:
+def children(parent: int, program: str) -> list[int]:
+    """The running children of `parent` named `program`, or with `program` as an argument
+    (`python -m portal.booking.sandbox`: "portal.booking.sandbox"), oldest first."""
+    found = []
+    for pid in sorted(running(set(all_pids()))):
+        info = process_info(pid)
+        if info is None or info.parent != parent:
             continue
         try:
             name = Path(f"/proc/{pid}/comm").read_text().strip()
@@ -107,8 +142,26 @@ def child(parent: int, program: str) -> int | None:
         except OSError:
             continue
         if name == program or program in line:
-            return pid
-    return None
+            found.append(pid)
+    return found
+
+
+def child(parent: int, program: str) -> int | None:
+    """The running child of `parent` named `program`, or with `program` as an argument."""
+    return next(iter(children(parent, program)), None)
+
+
+def processes_in(folder: Path) -> set[int]:
+    """Running processes whose working directory is in `folder`."""
+    found = set()
+    for pid in running(set(all_pids())):
+        try:
+            cwd = Path(f"/proc/{pid}/cwd").resolve()
+        except OSError:
+            continue
+        if cwd == folder or folder in cwd.parents:
+            found.add(pid)
+    return found
 
 
 def environment(pid: int) -> dict[str, str]:
@@ -146,15 +199,15 @@ def portal_run(
             status, body = health(url)
             return status == 200 and body["worker"]["ok"] and "Ready: open" in output(folder)
 
-        wait_for(ready, 60, "portal run ready, /healthz 200")
+        wait_for(ready, 120, "portal run ready, /healthz 200")
         yield process, url
     finally:
         tree.update(descendants(process.pid))
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
             with suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=30)
-        for pid in running(tree | {process.pid}):
+                process.wait(timeout=2 * STOP_TIMEOUT_S + 10)
+        for pid in running(tree | {process.pid}) | processes_in(folder):
             with suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         process.wait()

@@ -212,20 +212,26 @@ def web_server(cwd: Path, *, workers: int = 1, log_name: str = "web.log") -> Ite
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
                 assert process.poll() is None, log_path.read_text()
                 try:
-                    urllib.request.urlopen(f"{url}/healthz", timeout=1)
+                    urllib.request.urlopen(f"{url}/healthz", timeout=5)
                     break
                 except urllib.error.HTTPError:
                     break  # it answers (503 without a worker is fine here)
                 except OSError:
                     time.sleep(0.2)
+            else:
+                raise AssertionError(f"portal web not answering: {log_path.read_text()}")
             yield url
         finally:
             process.terminate()
-            process.wait(timeout=15)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 async def give_credits(user: User, expert: Expert, credits: int, key: str = "") -> None:

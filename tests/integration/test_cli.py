@@ -8,22 +8,25 @@ import signal
 import subprocess
 import urllib.error
 import urllib.request
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
 from portal.accounts.tables import Expert, Role, User
 from portal.settings import get_settings
+from portal.supervise import STOP_TIMEOUT_S
 from tests.conftest import TMP
-from tests.processes import PORTAL, child, output, portal_run, run_env, running
+from tests.processes import PORTAL, child, output, portal_run, processes_in, run_env
+from tests.stripe_stub import StripeStub
 from tests.support import free_port
 
 
 def portal(
-    *args: str, stdin: str | None = None, cwd: Path = TMP
+    *args: str, stdin: str | None = None, cwd: Path = TMP, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*PORTAL, *args], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=60
+        [*PORTAL, *args], input=stdin, capture_output=True, text=True, cwd=cwd, env=env, timeout=60
     )
 
 
@@ -66,6 +69,18 @@ async def test_create_expert_and_client_from_the_shell() -> None:
     assert await User.exists().where(User.email == "c@example.org")
 
 
+def test_migrate_creates_the_default_database_in_var_dir(tmp_path: Path) -> None:
+    var = tmp_path / "elsewhere" / "var"
+    env = {**os.environ, "VAR_DIR": str(var)}
+    env.pop("DATABASE_URL")
+    done = subprocess.run(
+        [*PORTAL, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert (var / "portal.sqlite").is_file()
+    assert not (tmp_path / "var").exists()
+
+
 async def test_demo_seed_is_idempotent() -> None:
     first = portal("demo")
     second = portal("demo")
@@ -75,28 +90,13 @@ async def test_demo_seed_is_idempotent() -> None:
     assert await Expert.count() == 1
 
 
-def _processes_in(folder: Path) -> set[int]:
-    """Running processes whose working directory is in `folder` (our children and Redis)."""
-    found = set()
-    for pid in running(
-        {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
-    ):
-        try:
-            cwd = Path(f"/proc/{pid}/cwd").resolve()
-        except OSError:
-            continue
-        if cwd == folder or folder in cwd.parents:
-            found.add(pid)
-    return found
-
-
 @pytest.mark.slow
 def test_portal_run_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
     with portal_run(tmp_path, "--demo") as (run, _url):
         assert child(run.pid, "worker") and child(run.pid, "web"), "processes of their own"
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        assert run.wait(timeout=30) == 0, output(tmp_path)
-        assert _processes_in(tmp_path) == set(), "no process left behind"
+        assert run.wait(timeout=2 * STOP_TIMEOUT_S + 10) == 0, output(tmp_path)
+        assert processes_in(tmp_path) == set(), "no process left behind"
     said = output(tmp_path)
     assert "The portal is starting at http://127.0.0.1:" in said
     assert "expert@example.com" in said and "client@example.com" in said
@@ -117,10 +117,39 @@ def test_portal_run_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
             assert response.status == 201
 
 
-def test_portal_web_refuses_https_without_a_stripe_key(tmp_path: Path) -> None:
-    env = {**run_env(), "BASE_URL": "https://portal.example.fr"}
+NO_STRIPE_KEY = (
+    "error: STRIPE_SECRET_KEY must be set when BASE_URL is https: "
+    "without it, no one can buy credits\n"
+)
+NO_WEBHOOK_SECRET = (
+    "error: STRIPE_WEBHOOK_SECRET must be set when BASE_URL is https: "
+    "without it, every event Stripe sends (payments, refunds, disputes) is refused\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("command", "stripe", "said"),
+    [
+        ("web", {}, NO_STRIPE_KEY),
+        ("web", {"STRIPE_WEBHOOK_SECRET": "whsec_x"}, NO_STRIPE_KEY),
+        ("web", {"STRIPE_SECRET_KEY": "sk_live_x"}, NO_WEBHOOK_SECRET),
+        ("run", {"STRIPE_SECRET_KEY": "sk_live_x"}, NO_WEBHOOK_SECRET),
+        ("run", {"STRIPE_WEBHOOK_SECRET": "whsec_x"}, NO_STRIPE_KEY),
+    ],
+    ids=[
+        "web-neither",
+        "web-no-key",
+        "web-no-webhook-secret",
+        "run-no-webhook-secret",
+        "run-no-key",
+    ],
+)
+def test_https_refuses_to_serve_without_both_stripe_secrets(
+    tmp_path: Path, command: str, stripe: dict[str, str], said: str
+) -> None:
+    env = {**run_env(), "BASE_URL": "https://portal.example.fr", **stripe}
     process = subprocess.Popen(
-        [*PORTAL, "web", "--port", str(free_port())],
+        [*PORTAL, command, "--port", str(free_port())],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -130,16 +159,13 @@ def test_portal_web_refuses_https_without_a_stripe_key(tmp_path: Path) -> None:
     )
     try:
         out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # it started serving
+        os.killpg(process.pid, signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:  # it started serving
+        with suppress(ProcessLookupError):  # whatever it started
             os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-    assert process.returncode == 2
-    assert err == (
-        "error: STRIPE_SECRET_KEY must be set when BASE_URL is https: "
-        "without it, no one can buy credits\n"
-    )
-    assert out == ""
+    assert (process.returncode, err, out) == (2, said, "")
 
 
 async def test_credits_grant_and_verify_from_the_shell() -> None:
@@ -249,3 +275,34 @@ async def test_credits_reconcile_from_the_shell() -> None:
     assert done.returncode == 0, done.stderr
     assert "purchases checked 0" in done.stdout and "credits expired 3" in done.stdout
     assert portal("credits", "reconcile").stdout.endswith("credits expired 0\n")
+
+
+async def test_credits_reconcile_counts_a_purchase_paid_with_another_amount(
+    stripe_stub: StripeStub,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from portal.charter.tables import CreditPack
+    from portal.credits.purchases import purchase_start
+    from portal.credits.tables import Purchase, PurchaseStatus
+    from tests.support import make_published_expert, make_user
+
+    client, expert = await make_user("c@example.org"), await make_published_expert()
+    pack = await CreditPack.objects().get(CreditPack.expert == expert.id)
+    purchase = await purchase_start(client_id=client.id, expert=expert, pack_id=pack.id)
+    session = stripe_stub.session(
+        purchase.id, status="complete", payment_status="paid", amount_total=1, currency="eur"
+    )
+    await Purchase.update(
+        {
+            Purchase.checkout_session: session,
+            Purchase.created_at: datetime.now(UTC) - timedelta(hours=1),
+        }
+    ).where(Purchase.id == purchase.id)
+    stripe = {"STRIPE_SECRET_KEY": "sk_test_portal", "STRIPE_API_BASE": stripe_stub.url}
+    done = portal("credits", "reconcile", env={**os.environ, **stripe})
+    assert done.returncode == 0, done.stderr
+    assert "purchases checked 1: paid 0" in done.stdout
+    assert "mismatched 1 (failed, nothing granted)" in done.stdout
+    stored = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert stored.status == PurchaseStatus.failed.value

@@ -4,19 +4,37 @@ from pathlib import Path
 
 import pytest
 
-from portal.settings import DEFAULT_DATABASE_URL, SettingsError, load_settings
+from portal.settings import SettingsError, load_settings
 
 KEY = "k" * 40
 
 
 def test_defaults_are_sqlite_under_var_and_embedded_redis(tmp_path: Path) -> None:
-    settings = load_settings({"VAR_DIR": str(tmp_path)}, dotenv=tmp_path / "none")
-    assert settings.database_url == DEFAULT_DATABASE_URL
+    settings = load_settings({"SECRET_KEY": KEY}, dotenv=tmp_path / "none")
+    assert settings.database_url == "sqlite:///var/portal.sqlite"
     assert settings.database_engine == "sqlite"
     assert settings.sqlite_path == Path("var/portal.sqlite")
     assert settings.redis_url is None
     assert settings.base_url == "http://127.0.0.1:8000"
     assert not settings.is_https
+
+
+@pytest.mark.parametrize(
+    ("var_dir", "url"),
+    [
+        ("data", "sqlite:///data/portal.sqlite"),
+        ("/srv/portal/var", "sqlite:////srv/portal/var/portal.sqlite"),
+    ],
+)
+def test_the_default_database_is_in_var_dir(var_dir: str, url: str, tmp_path: Path) -> None:
+    settings = load_settings({"VAR_DIR": var_dir, "SECRET_KEY": KEY}, dotenv=tmp_path / "none")
+    assert settings.database_url == url
+    assert settings.sqlite_path == Path(var_dir) / "portal.sqlite"
+    given = load_settings(
+        {"VAR_DIR": var_dir, "SECRET_KEY": KEY, "DATABASE_URL": "sqlite:///x.sqlite"},
+        dotenv=tmp_path / "none",
+    )
+    assert given.sqlite_path == Path("x.sqlite")
 
 
 def test_sqlite_urls_relative_and_absolute() -> None:

@@ -1,13 +1,14 @@
-"""How `portal run` spaces the restarts of a process that keeps stopping."""
+"""How `portal run` spaces the restarts of a process that keeps stopping, and restarts one
+that started but never got ready."""
 
 from __future__ import annotations
 
 import subprocess
 
-from portal.cli import _Child
+from portal.supervise import Child
 
 
-def _restart_delays(child: _Child, now: float, stops: int) -> list[float]:
+def _restart_delays(child: Child, now: float, stops: int) -> list[float]:
     """Let the process stop `stops` times, each time `now` moving to its restart."""
     delays = []
     for _ in range(stops):
@@ -22,7 +23,7 @@ def _restart_delays(child: _Child, now: float, stops: int) -> list[float]:
 
 
 def test_restarts_wait_longer_while_it_keeps_failing_and_start_over_after_a_good_run() -> None:
-    child = _Child("probe", lambda: subprocess.Popen(["true"], start_new_session=True))
+    child = Child("probe", lambda: subprocess.Popen(["true"], start_new_session=True))
     child.launch(now=0.0)
     assert _restart_delays(child, 0.0, 7) == [1, 2, 4, 8, 16, 30, 30]
 
@@ -30,3 +31,29 @@ def test_restarts_wait_longer_while_it_keeps_failing_and_start_over_after_a_good
     child.process.wait()
     child.watch(child.started_at + 60)  # it had run a minute before it stopped
     assert child.restart_at == child.started_at + 60 + 1
+
+
+def test_a_process_not_ready_after_a_restart_is_stopped_and_started_again_later() -> None:
+    readiness = iter([None, "not answering", None])
+
+    def ready() -> None:
+        if (problem := next(readiness)) is not None:
+            raise RuntimeError(problem)
+
+    child = Child(
+        "probe", lambda: subprocess.Popen(["sleep", "60"], start_new_session=True), ready=ready
+    )
+    first = child.launch(now=0.0)  # ready
+    first.kill()
+    first.wait()
+    child.watch(1.0)
+    assert child.restart_at == 2.0
+    child.watch(2.0)  # starts again, but it does not get ready: killed
+    second = child.process
+    assert second is not None and second is not first and second.poll() is not None
+    child.watch(2.5)
+    assert child.restart_at == 4.5  # the next restart, as for any stop
+    child.watch(4.5)
+    assert child.process is not None and child.process.poll() is None  # ready this time
+    child.process.kill()
+    child.process.wait()
