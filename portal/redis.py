@@ -12,6 +12,8 @@ from pathlib import Path
 import redis
 from arq.connections import ArqRedis, RedisSettings
 
+from portal.supervise import dies_with_this_process
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 10
@@ -102,7 +104,9 @@ class EmbeddedRedis:
         with (self.folder / "start.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one process starts it, the others attach
             if not self.answers():
-                self.spawn()
+                # A server of our own ends with this process, however it ends: none is left
+                # behind holding the folder (`portal run` supervises its own separately).
+                self.spawn(dies_with_this_process())
                 self.wait_ready()
                 log.info("embedded Redis listening on %s", self.url)
         return self.url
