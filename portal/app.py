@@ -35,11 +35,11 @@ from portal.web.hosts import AllowedHostsMiddleware, allowed_hosts
 from portal.web.locale import LocaleMiddleware
 from portal.web.request import PortalRequest
 from portal.web.sessions import (
-    SESSION_KEY,
     SESSION_MAX_AGE,
     STORE_NAME,
     PortalRedisStore,
     PortalSessionConfig,
+    session_cookie_name,
 )
 
 HTMX_FILE = "js/htmx-2.0.11.min.js"
@@ -84,14 +84,14 @@ def _csrf(settings: Settings) -> CSRFMiddleware:
     # webhooks: those two need no CSRF token. Every other unsafe request does.
     return CSRFMiddleware(
         secret=settings.secret_key,
-        secure=settings.is_https,
+        base_url=settings.base_url,
         exclude=("^/api/v1/", "^/webhooks/stripe$", *NO_SESSION_PATHS),
     )
 
 
 def _sessions(settings: Settings) -> PortalSessionConfig:
     return PortalSessionConfig(
-        key=SESSION_KEY,
+        key=session_cookie_name(settings.is_https),
         max_age=SESSION_MAX_AGE,
         secure=settings.is_https,
         httponly=True,

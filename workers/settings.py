@@ -15,6 +15,7 @@ import httpx
 from arq import cron
 
 from portal import db
+from portal.accounts.signup import signups_purge
 from portal.booking.services import bookings_confirm_due
 from portal.booking.sync import calendar_sync, calendars_sync
 from portal.booking.tables import ExternalCalendar
@@ -118,6 +119,11 @@ async def send_reminders(ctx: dict[str, Any]) -> None:
     await reminders_due()
 
 
+async def purge_signups(ctx: dict[str, Any]) -> int:
+    """Forget sign-ups never confirmed, once expired."""
+    return await signups_purge()
+
+
 class WorkerSettings:
     functions: list[Any] = [
         reconcile_purchases,
@@ -129,6 +135,7 @@ class WorkerSettings:
         settle_questions,
         send_notifications,
         send_reminders,
+        purge_signups,
     ]
     cron_jobs = [
         cron(confirm_bookings, second=10, run_at_startup=True),
@@ -141,6 +148,7 @@ class WorkerSettings:
         # Hourly rather than daily: a lot expires at the minute it was bought, and balances
         # should not show expired credits for long.
         cron(expire_lots, minute=7, second=40, run_at_startup=True),
+        cron(purge_signups, minute=37, second=25),
     ]
     on_startup = startup
     on_shutdown = shutdown

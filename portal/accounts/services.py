@@ -79,9 +79,14 @@ def validate_new_user(
 async def _insert_user(
     *, email: str, password_hash: str, name: str, role: Role, **profile: str
 ) -> User:
-    """Inside a write transaction: the email is unique, the database says so too."""
-    if await User.exists().where(User.email == email):
+    """Inside a write transaction: the email is unique, the database says so too. An
+    address only held by sign-ups not confirmed (anyone may sign up with any address)
+    becomes this account, and those sign-ups end."""
+    held = await User.objects().where(User.email == email).first()
+    if held is not None and held.email_confirmed:
         raise ValidationFailed({"email": EMAIL_TAKEN})
+    if held is not None:
+        await held.remove()  # with its sign-ups: their links die
     user = User(email=email, password_hash=password_hash, name=name, role=role.value, **profile)
     await user.save()
     return user
@@ -100,7 +105,8 @@ async def user_create(
     errors = validate_new_user(
         email=email, password=password, name=name, locale=locale, timezone=timezone
     )
-    if "email" not in errors and await User.exists().where(User.email == email):
+    taken = User.exists().where((User.email == email) & User.email_confirmed.eq(True))
+    if "email" not in errors and await taken:
         errors["email"] = EMAIL_TAKEN
     if errors:
         raise ValidationFailed(errors)

@@ -19,9 +19,11 @@ class User(Table, tablename="accounts_user"):
     locale = Varchar(length=8, default="fr", null=False)
     timezone = Varchar(length=64, default="Europe/Paris", null=False)
     is_active = Boolean(default=True, null=False)
-    # False from a sign-up until its emailed link is used (accounts made otherwise: True).
+    # False while the address is only held by sign-ups (see Signup): such a row has no
+    # password and opens nothing. Accounts made otherwise: True.
     email_confirmed = Boolean(default=True, null=False)
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
+    # Not confirmed yet: when the last sign-up for the address came (see signups_purge).
     password_changed_at = Timestamptz(default=TimestamptzNow(), null=False)
     # Emails one may turn off (what happens to a booking or a question is always told).
     remind_bookings = Boolean(default=True, null=False)  # 24 h and 1 h before
@@ -53,3 +55,20 @@ class ApiToken(Table, tablename="accounts_api_token"):
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
+
+
+class Signup(Table, tablename="accounts_signup"):
+    """One sign-up waiting for its address to be proven, kept apart from the others for the
+    same address: none replaces another. `user` is the address (a User not confirmed yet);
+    the first sign-up whose password is given with an emailed link becomes the account,
+    and the others end with it."""
+
+    user = ForeignKey(User, null=False, on_delete=OnDelete.cascade, index=True)
+    password_hash = Varchar(length=255, null=False)
+    name = Varchar(length=120, default="", null=False)
+    locale = Varchar(length=8, default="fr", null=False)
+    timezone = Varchar(length=64, default="Europe/Paris", null=False)
+    next_path = Varchar(length=2000, default="", null=False)  # where to go once in
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
+    expires_at = Timestamptz(null=False)
+    link_sent = Boolean(default=False, null=False)  # a link was emailed for it

@@ -3,6 +3,7 @@ made them current), and when it is written: in the transaction of what it tells.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -251,8 +252,13 @@ async def balance_low(wallet: Any, expert: Expert, user: User, last_entry: int) 
     )
 
 
-async def signup_confirmation(user: User, link: str, token: str) -> None:
-    """To a new address: the link that finishes the sign-up, with the password chosen."""
+async def signup_confirmation(user: User, link: str, signup_id: int) -> None:
+    """To an address without an account: the link that finishes the sign-ups made with it
+    (sent for sign-up `signup_id`). The email greets the address, never a name typed in
+    the form: whoever signs up can choose an address that is not theirs."""
+    addressee = User(
+        id=user.id, email=user.email, name="", locale=user.locale, timezone=user.timezone
+    )
 
     def compose() -> Email:
         return Email(
@@ -269,7 +275,10 @@ async def signup_confirmation(user: User, link: str, token: str) -> None:
         )
 
     await notify(
-        user=user, kind="signup_confirm", key=f"signup:{user.id}:{token[-16:]}", compose=compose
+        user=addressee,
+        kind="signup_confirm",
+        key=f"signup:{user.id}:{signup_id}",
+        compose=compose,
     )
 
 
@@ -297,4 +306,36 @@ async def signup_attempted(user: User, hour: str) -> None:
 
     await notify(
         user=user, kind="signup_existing", key=f"signup-existing:{user.id}:{hour}", compose=compose
+    )
+
+
+async def login_code(user: User, code: str, minutes: int) -> None:
+    """To an account held after many failed logins from other networks: the one-time code
+    that lets its owner in from a new one."""
+
+    def compose() -> Email:
+        return Email(
+            subject=_("Your login code"),
+            lines=[
+                _(
+                    "Many attempts to log in to your account failed from networks you have "
+                    "not used, so it is protected. To log in from a new network, enter this "
+                    "code with your password (it works once, for %(minutes)d minutes):"
+                )
+                % {"minutes": minutes},
+                code,
+                _(
+                    "If you are not trying to log in, someone else is guessing your password: "
+                    "ignore this email, nobody gets in without the password. A long password "
+                    "keeps them out; you can change it on your account page: %(url)s"
+                )
+                % {"url": _url("/account")},
+            ],
+        )
+
+    await notify(
+        user=user,
+        kind="login_code",
+        key=f"login-code:{user.id}:{secrets.token_hex(8)}",
+        compose=compose,
     )

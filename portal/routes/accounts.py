@@ -10,6 +10,7 @@ from litestar.response import Redirect
 
 from portal import i18n
 from portal.accounts.login import (
+    CodeRequired,
     LinkInvalid,
     LoginRefused,
     Throttled,
@@ -18,7 +19,7 @@ from portal.accounts.login import (
     signup_confirm_attempt,
 )
 from portal.accounts.services import user_update_profile
-from portal.accounts.signup import signup_request, signup_token_user
+from portal.accounts.signup import SignupForm, signup_request, signup_token_user
 from portal.accounts.tables import Role, User
 from portal.errors import ValidationFailed
 from portal.i18n import gettext as _
@@ -33,19 +34,24 @@ from portal.web.render import render
 ONE_YEAR = 365 * 24 * 3600
 
 
-def throttled_message(retry_after: int) -> str:
+def try_again_in(retry_after: int) -> str:
+    """How long to wait, in seconds under a minute, else in minutes (rounded up)."""
     if retry_after < 60:
         return ngettext(
-            "Too many failed attempts. Try again in %(num)d second.",
-            "Too many failed attempts. Try again in %(num)d seconds.",
-            retry_after,
+            "Try again in %(num)d second.", "Try again in %(num)d seconds.", retry_after
         ) % {"num": retry_after}
     minutes = -(-retry_after // 60)
-    return ngettext(
-        "Too many failed attempts. Try again in %(num)d minute.",
-        "Too many failed attempts. Try again in %(num)d minutes.",
-        minutes,
-    ) % {"num": minutes}
+    return ngettext("Try again in %(num)d minute.", "Try again in %(num)d minutes.", minutes) % {
+        "num": minutes
+    }
+
+
+def throttled_message(exc: Throttled) -> str:
+    return f"{_(exc.message)} {try_again_in(exc.retry_after)}"
+
+
+def retry_after(exc: Throttled | CodeRequired) -> dict[str, str]:
+    return {"Retry-After": str(exc.retry_after)}
 
 
 def _home_for(request: Request[Any, Any, Any], user: User) -> str:
@@ -88,63 +94,53 @@ async def signup_submit(
     request: Request[Any, Any, Any], data: Form, redis: RedisDep
 ) -> Response[Any]:
     """The same answer whether the email has an account or not (see accounts.signup)."""
-    form = {
-        "name": field(data, "name", 200),
-        "email": field(data, "email", 300),
-        "next": field(data, "next", 2000),
-    }
+    sizes = {"name": 200, "email": 300, "next": 2000}
+    form = {name: field(data, name, size) for name, size in sizes.items()}
+    signup = _signup_of(form, field(data, "password", 2000))
     try:
-        email = await signup_request(
-            redis=redis,
-            ip=client_ip(request),
-            email=form["email"],
-            password=field(data, "password", 2000),
-            name=form["name"],
-            locale=i18n.current_locale(),
-            timezone=i18n.current_timezone(),
-            next_path=safe_next(form["next"], ""),
-        )
+        email = await signup_request(redis=redis, ip=client_ip(request), form=signup)
     except ValidationFailed as exc:
         return _signup_form(request, form, 422, errors=translated(exc.errors))
     except Throttled as exc:
-        minutes = -(-exc.retry_after // 60)
-        error = ngettext(
-            "Too many sign-ups from your address. Try again in %(num)d minute.",
-            "Too many sign-ups from your address. Try again in %(num)d minutes.",
-            minutes,
-        ) % {"num": minutes}
-        headers = {"Retry-After": str(exc.retry_after)}
+        error, headers = throttled_message(exc), retry_after(exc)
         return _signup_form(request, form, 429, error=error, headers=headers)
     return render(request, "pages/signup_sent.html", email=email)
 
 
+def _signup_of(form: dict[str, str], password: str) -> SignupForm:
+    return SignupForm(
+        email=form["email"],
+        password=password,
+        name=form["name"],
+        locale=i18n.current_locale(),
+        timezone=i18n.current_timezone(),
+        next_path=safe_next(form["next"], ""),
+    )
+
+
 @get("/signup/confirm", name="signup_confirm", include_in_schema=False)
 async def signup_confirm_page(
-    request: Request[Any, Any, Any],
-    token: FromQuery[str] = "",
-    next: FromQuery[str | None] = None,
+    request: Request[Any, Any, Any], token: FromQuery[str] = ""
 ) -> Response[Any]:
     """The emailed link: the password chosen finishes the sign-up."""
-    user = await signup_token_user(token[:200])
-    return _confirm_page(request, user, token, next or "", None)
+    return await _confirm_page(request, token[:200])
 
 
-def _confirm_page(
+async def _confirm_page(
     request: Request[Any, Any, Any],
-    user: User | None,
     token: str,
-    next_path: str,
-    error: str | None,
+    error: str | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response[Any]:
+    held = await signup_token_user(token)
     return render(
         request,
         "pages/signup_confirm.html",
-        status_code=status_code if user else 404,
+        status_code=status_code if held else 404,
         headers=headers,
-        email=user.email if user else None,
-        form={"token": token, "next": next_path},
+        email=held.email if held else None,
+        form={"token": token},
         error=error,
     )
 
@@ -153,27 +149,17 @@ def _confirm_page(
 async def signup_confirm_submit(
     request: Request[Any, Any, Any], data: Form, redis: RedisDep
 ) -> Response[Any]:
-    token, next_path = field(data, "token", 200), field(data, "next", 2000)
+    token, password = field(data, "token", 200), field(data, "password", 2000)
     try:
-        user = await signup_confirm_attempt(
-            redis=redis, token=token, password=field(data, "password", 2000), ip=client_ip(request)
+        user, next_path = await signup_confirm_attempt(
+            redis=redis, token=token, password=password, ip=client_ip(request)
         )
     except LinkInvalid:
-        return _confirm_page(request, None, token, next_path, None)
+        return await _confirm_page(request, "")
     except Throttled as exc:
-        user = await signup_token_user(token)
-        return _confirm_page(
-            request,
-            user,
-            token,
-            next_path,
-            throttled_message(exc.retry_after),
-            status_code=429,
-            headers={"Retry-After": str(exc.retry_after)},
-        )
+        return await _confirm_page(request, token, throttled_message(exc), 429, retry_after(exc))
     except LoginRefused as exc:
-        user = await signup_token_user(token)
-        return _confirm_page(request, user, token, next_path, _(exc.message), status_code=400)
+        return await _confirm_page(request, token, _(exc.message), 400)
     await sessions.login(request, redis, user.id)
     flash(request, _("Welcome! Your account is ready."), "success")
     return see_other(safe_next(next_path, request.app.route_reverse("client_dashboard")))
@@ -186,32 +172,50 @@ async def login_page(
     user = current_user(request)
     if user:
         return Redirect(safe_next(next, _home_for(request, user)))
-    return render(request, "pages/login.html", form={"next": next or ""}, error=None)
+    return _login_page(request, {"next": next or ""})
+
+
+def _login_page(
+    request: Request[Any, Any, Any],
+    form: dict[str, str],
+    status_code: int = 200,
+    error: str | None = None,
+    headers: dict[str, str] | None = None,
+    code_required: bool = False,
+) -> Response[Any]:
+    return render(
+        request,
+        "pages/login.html",
+        status_code=status_code,
+        headers=headers,
+        form=form,
+        error=error,
+        code_required=code_required or bool(form.get("code")),
+    )
 
 
 @post("/login", name="login_submit", include_in_schema=False)
 async def login_submit(
     request: Request[Any, Any, Any], data: Form, redis: RedisDep
 ) -> Response[Any]:
-    form = {"email": field(data, "email", 300), "next": field(data, "next", 2000)}
+    sizes = {"email": 300, "next": 2000, "code": 32}
+    form = {name: field(data, name, size) for name, size in sizes.items()}
+    password = field(data, "password", 2000)
     try:
         user = await login_attempt(
             redis=redis,
             email=form["email"],
-            password=field(data, "password", 2000),
+            password=password,
             ip=client_ip(request),
+            code=form["code"],
         )
     except Throttled as exc:
-        return render(
-            request,
-            "pages/login.html",
-            status_code=429,
-            form=form,
-            error=throttled_message(exc.retry_after),
-            headers={"Retry-After": str(exc.retry_after)},
-        )
+        return _login_page(request, form, 429, throttled_message(exc), retry_after(exc))
+    except CodeRequired as exc:
+        form["code"] = ""
+        return _login_page(request, form, 429, _(exc.message), retry_after(exc), True)
     except LoginRefused as exc:
-        return render(request, "pages/login.html", status_code=400, form=form, error=_(exc.message))
+        return _login_page(request, form, 400, _(exc.message))
     await sessions.login(request, redis, user.id)
     return see_other(safe_next(form["next"], _home_for(request, user)))
 
@@ -281,7 +285,7 @@ async def account_password(
         return _account_page(request, 422, password_errors=translated(exc.errors))
     except Throttled as exc:
         return _account_page(
-            request, 429, password_errors={"current_password": throttled_message(exc.retry_after)}
+            request, 429, password_errors={"current_password": throttled_message(exc)}
         )
     await sessions.end_other_sessions(request, redis, user.id)
     flash(request, _("Your password is changed. Your other sessions are logged out."), "success")

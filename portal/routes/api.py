@@ -12,7 +12,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from portal.accounts.login import LoginRefused, Throttled, login_attempt
+from portal.accounts.login import CodeRequired, LoginRefused, Throttled, login_attempt
 from portal.accounts.services import (
     token_create,
     token_revoke,
@@ -20,6 +20,7 @@ from portal.accounts.services import (
 from portal.accounts.tables import User
 from portal.i18n import gettext as _
 from portal.routes import api_booking, api_charter, api_credits, api_questions
+from portal.routes.accounts import retry_after, throttled_message
 from portal.routes.api_charter import ErrorOut
 from portal.routes.forms import client_ip
 from portal.web.auth import current_user, login_required
@@ -30,6 +31,8 @@ class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
     name: Annotated[str, msgspec.Meta(max_length=80)] = ""
+    # The code emailed when the account is protected after many failed attempts.
+    code: Annotated[str, msgspec.Meta(max_length=32)] = ""
 
 
 class UserOut(msgspec.Struct):
@@ -74,7 +77,12 @@ def _error(
     responses={
         401: ResponseSpec(ErrorOut, description="Wrong email or password"),
         422: ResponseSpec(ErrorOut, description="Malformed request"),
-        429: ResponseSpec(ErrorOut, description="Too many failed attempts; see Retry-After"),
+        429: ResponseSpec(
+            ErrorOut,
+            description="Too many failed attempts (`throttled`), see Retry-After; or the "
+            "account is protected and a code was emailed to it (`code_required`): send it "
+            "as `code`",
+        ),
     },
 )
 async def token_create_handler(
@@ -83,10 +91,16 @@ async def token_create_handler(
     """Exchange an email and password for a bearer token (send it as `Authorization: Bearer …`)."""
     try:
         user = await login_attempt(
-            redis=redis, email=data.email, password=data.password, ip=client_ip(request)
+            redis=redis,
+            email=data.email,
+            password=data.password,
+            ip=client_ip(request),
+            code=data.code,
         )
     except Throttled as exc:
-        return _error(429, exc.code, _(exc.message), {"Retry-After": str(exc.retry_after)})
+        return _error(429, exc.code, throttled_message(exc), retry_after(exc))
+    except CodeRequired as exc:
+        return _error(429, exc.code, _(exc.message), retry_after(exc))
     except LoginRefused as exc:
         return _error(401, exc.code, _(exc.message))
     token = await token_create(user=user, name=data.name)

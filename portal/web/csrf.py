@@ -1,10 +1,18 @@
-"""CSRF tokens bound to the browser and to its session, renewed at login and logout.
+"""CSRF tokens bound to the browser and to its session, renewed at login and logout, and
+unsafe requests only from the portal's own pages.
 
 A token is an HMAC, under SECRET_KEY, of two values:
-- the `csrftoken` cookie (random, HttpOnly), which names the browser: anonymous forms (login,
-  sign-up) are protected without creating a session;
+- the CSRF cookie (random, HttpOnly), which names the browser: anonymous forms (login,
+  sign-up) are protected without creating a session. On https it is `__Host-csrftoken`:
+  Secure, Path=/, no Domain, so no other site — not even a sibling subdomain — can set it;
+  `csrftoken` on http (local runs);
 - the session's own secret, set at login: a token from another session, or one shown before
   the login, does not verify.
+And an unsafe request's `Origin` (or, without one, its `Referer`) must be the portal's own
+(BASE_URL's; on http also the address the request was sent to, for local runs under
+another name): a form posted from another site, a sibling subdomain included, is refused
+even with a valid token (login CSRF). A request with neither header (old clients) relies on
+the token alone.
 Login and logout give the browser a new cookie (and login a new session secret), so every
 token shown before stops working; a page still open gets the "stale form" page (403) that
 offers to reload it. Unsafe requests carry the token in the form field `_csrf_token` or the
@@ -19,6 +27,7 @@ import hmac
 import re
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection, Request
 from litestar.datastructures import Cookie, MutableScopeHeaders
@@ -29,6 +38,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
 COOKIE = "csrftoken"
+HOST_COOKIE = "__Host-csrftoken"  # on https
 HEADER = "x-csrftoken"
 FIELD = "_csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -42,6 +52,24 @@ def new_secret() -> str:
     return secrets.token_hex(32)
 
 
+def cookie_name(secure: bool) -> str:
+    return HOST_COOKIE if secure else COOKIE
+
+
+def origin_of(url: str) -> str | None:
+    """scheme://host[:port] of an address, the port only when not the scheme's default."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
 def _session(scope: Scope) -> dict[str, Any]:
     session = scope.get("session")
     return session if isinstance(session, dict) else {}
@@ -51,13 +79,21 @@ class CSRFMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     def __init__(
-        self, *, secret: str, exclude: tuple[str, ...], secure: bool, same_site: str = "lax"
+        self,
+        *,
+        secret: str,
+        exclude: tuple[str, ...],
+        base_url: str,
+        same_site: str = "lax",
     ) -> None:
         self.key = secret.encode()
         excluded = re.compile("|".join(exclude))
         self.should_bypass_for_scope = lambda scope: excluded.search(scope["path"]) is not None
+        self.origin = origin_of(base_url)
+        secure = self.origin is not None and self.origin.startswith("https:")
+        self.cookie = cookie_name(secure)
         self.cookie_params: dict[str, Any] = {
-            "path": "/",
+            "path": "/",  # and no domain: what a __Host- cookie must have
             "secure": secure,
             "httponly": True,
             "samesite": same_site,
@@ -70,17 +106,32 @@ class CSRFMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         request: Request[Any, Any, Any] = Request(scope, receive)
-        browser = request.cookies.get(COOKIE, "")
+        browser = request.cookies.get(self.cookie, "")
         came_with_cookie = bool(_BROWSER_VALUE.match(browser))
         if not came_with_cookie:
             browser = new_secret()
             scope[SCOPE_SET_COOKIE] = browser  # type: ignore[literal-required]
         scope[SCOPE_BROWSER] = browser  # type: ignore[literal-required]
         publish(scope, self)
-        unsafe = scope["method"] not in SAFE_METHODS
-        if unsafe and not (came_with_cookie and await self._verified(request)):
-            raise PermissionDeniedException("CSRF token verification failed")
+        if scope["method"] not in SAFE_METHODS:
+            if not self._from_our_pages(request):
+                raise PermissionDeniedException("CSRF check failed: another origin")
+            if not (came_with_cookie and await self._verified(request)):
+                raise PermissionDeniedException("CSRF token verification failed")
         await next_app(scope, receive, self._send_with_cookie(scope, send))
+
+    def _from_our_pages(self, request: Request[Any, Any, Any]) -> bool:
+        """The request's Origin, else its Referer's, is ours; or it has neither."""
+        origin = request.headers.get("origin")
+        if origin is None:
+            referer = request.headers.get("referer")
+            if referer is None:
+                return True  # old clients: the token alone
+            origin = origin_of(referer) or "null"
+        ours = {self.origin}
+        if self.origin is not None and self.origin.startswith("http:"):
+            ours.add(origin_of(f"http://{request.headers.get('host', '')}"))
+        return origin_of(origin) in ours - {None}
 
     async def _verified(self, request: Request[Any, Any, Any]) -> bool:
         expected = self.token(request.scope).encode()
@@ -99,7 +150,7 @@ class CSRFMiddleware(ASGIMiddleware):
         async def send_wrapper(message: Message) -> None:
             value = scope.get(SCOPE_SET_COOKIE)  # type: ignore[misc]
             if value and message["type"] == "http.response.start":
-                cookie = Cookie(key=COOKIE, value=value, **self.cookie_params)
+                cookie = Cookie(key=self.cookie, value=value, **self.cookie_params)
                 MutableScopeHeaders.from_message(message).add(
                     "Set-Cookie", cookie.to_header(header="")
                 )

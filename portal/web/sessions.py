@@ -37,12 +37,18 @@ from portal.web import csrf
 SCOPE_SID = "portal.session_id"
 SCOPE_STORED = "portal.stored_session_id"  # the id whose data was loaded from the store
 SCOPE_RETIRED = "portal.retired_session_ids"
-SESSION_KEY = "portal_session"  # the cookie's name
+SESSION_KEY = "portal_session"  # the cookie's name on http (local runs)
+HOST_SESSION_KEY = "__Host-portal_session"  # on https: Secure, Path=/, no Domain
 SESSION_USER = "uid"
 SESSION_AUTH_AT = "auth_at"  # when the user logged in (epoch seconds)
 SESSION_ID_BYTES = 32
 SESSION_MAX_AGE = 14 * 24 * 3600
 STORE_NAME = "sessions"
+
+
+def session_cookie_name(secure: bool) -> str:
+    """On https a __Host- cookie, which no other site (a sibling subdomain) can set."""
+    return HOST_SESSION_KEY if secure else SESSION_KEY
 
 
 class PortalSessionBackend(ServerSideSessionBackend):

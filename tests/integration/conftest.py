@@ -21,7 +21,7 @@ def _each_test_starts_empty(clean: None) -> None:
 
 
 @asynccontextmanager
-async def running(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+async def running(app: Litestar, base_url: str = BASE) -> AsyncIterator[httpx.AsyncClient]:
     """The app started (lifespan) in the test's own event loop, with an HTTP client on it.
 
     The lifespan runs in a task of its own: it must be entered and left by the same task,
@@ -41,7 +41,7 @@ async def running(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
-            transport=transport, base_url=BASE, follow_redirects=True
+            transport=transport, base_url=base_url, follow_redirects=True
         ) as client:
             yield client
     finally:

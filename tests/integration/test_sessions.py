@@ -6,7 +6,7 @@ from httpx import AsyncClient
 
 from portal.accounts.tables import Role, User
 from portal.settings import get_settings
-from portal.web.sessions import SESSION_KEY
+from portal.web.sessions import HOST_SESSION_KEY, SESSION_KEY
 from tests.support import PASSWORD, finish_signup, login, make_expert, make_user, post_form
 
 
@@ -246,7 +246,7 @@ async def test_cookies_are_secure_behind_https() -> None:
                 client, "/login", {"email": "a@example.org", "password": PASSWORD}
             )
             session_cookie = next(
-                c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_KEY)
+                c for c in response.headers.get_list("set-cookie") if c.startswith(HOST_SESSION_KEY)
             )
             assert "Secure" in session_cookie and "HttpOnly" in session_cookie
             wrong_host = await client.get("http://127.0.0.1:8000/login")
