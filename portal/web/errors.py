@@ -42,7 +42,12 @@ from portal.web.locale import activate_for
 log = logging.getLogger(__name__)
 
 # The status of a domain error: by its code where one is special, else by its kind.
-DOMAIN_STATUS = {"insufficient_credits": 402, "throttled": 429, "payments_unavailable": 503}
+DOMAIN_STATUS = {
+    "insufficient_credits": 402,
+    "throttled": 429,
+    "code_required": 429,
+    "payments_unavailable": 503,
+}
 KIND_STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (ValidationFailed, 422),
     (NotFound, 404),
