@@ -121,6 +121,8 @@ def message_of(notification: Notification, sender: str) -> EmailMessage:
     message["Subject"] = header_text(notification.subject)
     message["From"] = f"{SENDER_NAME} <{sender}>"
     message["To"] = header_text(notification.to_address)
+    if len(message["To"].addresses) != 1 or message["To"].defects:  # one person, no more
+        raise ValueError(f"Not one address: {notification.to_address[:80]!r}")
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(idstring=f"n{notification.id}", domain=sender.split("@")[-1])
     message.set_content(notification.text)
