@@ -4,9 +4,10 @@ times are never offered; a broken calendar is marked for the expert and stops no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-import resource
+import signal
 import threading
 import time as clock
 from collections.abc import Iterator
@@ -23,15 +24,16 @@ from arq.worker import Worker
 from httpx import AsyncClient
 
 from portal.booking.availability import calendar_add
-from portal.booking.sandbox import busy_in_sandbox
+from portal.booking.busy import CalendarError
+from portal.booking.sandbox import WALL_SECONDS, busy_in_sandbox
 from portal.booking.services import free_slots
 from portal.booking.sync import calendars_sync
 from portal.booking.tables import ExternalCalendar
 from portal.db import is_postgres
 from portal.redis import connect
 from portal.settings import get_settings
-from tests.integration.test_worker_faults import _wait_for as wait_for
-from tests.integration.test_worker_faults import worker
+from tests.processes import wait_until as wait_for
+from tests.processes import worker
 from tests.support import login, make_published_expert, post_form
 from workers.settings import sync_calendar
 
@@ -169,10 +171,6 @@ def _with_hostile(start: str, rule: str, copies: int = 1) -> bytes:
     return calendar.to_ical()
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 async def _tuesday_is_busy(expert: Any) -> bool:
     local = await _free_next_monday_and_tuesday(expert)
     return "Tue 09:15" in local and "Tue 10:00" not in local
@@ -185,11 +183,10 @@ async def test_a_series_written_to_exhaust_the_worker_is_ignored_and_named(
     expert = await make_published_expert()
     SERVED["/hostile.ics"] = _with_hostile(*HOSTILE[name])
     hostile = await calendar_add(expert, url=f"{calendar_server}/hostile.ics", name="Work")
-    peak, began = _peak_mb(), clock.monotonic()
+    began = clock.monotonic()
     report = await calendars_sync(allow_private=True)
-    elapsed, grown = clock.monotonic() - began, _peak_mb() - peak
+    elapsed = clock.monotonic() - began
     assert elapsed < 20, f"{elapsed:.1f} s"
-    assert grown < 150, f"the worker's memory grew by {grown:.0f} MB"
     assert (report.ok, report.failed) == (1, 0)
     read = await ExternalCalendar.objects().get(ExternalCalendar.id == hostile.id)
     assert json.loads(read.ignored) == [{"uid": "hostile-0@test", "summary": "Tick"}]
@@ -215,11 +212,10 @@ async def test_a_calendar_too_complex_to_read_keeps_its_last_busy_times(
         "20260101T000000Z", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", copies=8
     )
     fine = await calendar_add(other, url=f"{calendar_server}/busy.ics", name="Work")
-    peak, began = _peak_mb(), clock.monotonic()
+    began = clock.monotonic()
     report = await calendars_sync(everything=True, allow_private=True)
-    elapsed, grown = clock.monotonic() - began, _peak_mb() - peak
+    elapsed = clock.monotonic() - began
     assert elapsed < 20, f"{elapsed:.1f} s"
-    assert grown < 150, f"the worker's memory grew by {grown:.0f} MB"
     assert (report.ok, report.failed) == (1, 1)
     states = {c.id: (c.status, c.error) for c in await ExternalCalendar.objects()}
     assert states == {changing.id: ("error", "too_complex"), fine.id: ("ok", "")}
@@ -343,6 +339,12 @@ def _sandbox_children() -> list[int]:
     return found
 
 
+def _limits(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/limits").read_text()
+    return ""
+
+
 async def test_a_read_cancelled_with_its_job_stops_its_reader() -> None:
     """arq cancels a job at its timeout or at shutdown: the child goes with it (a thread
     would have gone on expanding)."""
@@ -359,3 +361,30 @@ async def test_a_read_cancelled_with_its_job_stops_its_reader() -> None:
     with pytest.raises(asyncio.CancelledError):
         await reading
     assert _sandbox_children() == []
+
+
+async def test_the_reader_runs_within_5_s_of_cpu_and_256_mb_and_is_stopped_there() -> None:
+    """The limits are the kernel's, on the child: read from /proc while it runs, and the
+    never-ending file ends by SIGXCPU (the CPU limit), well before the wall-clock one."""
+    never_matching = _with_hostile(
+        "20260101T000000Z", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", copies=8
+    )
+    now = datetime.now(UTC)
+    began = clock.monotonic()
+    reading = asyncio.create_task(
+        busy_in_sandbox(never_matching, now, now + timedelta(days=366), tz="UTC")
+    )
+    limits = ""
+    deadline = clock.monotonic() + 5
+    while "268435456" not in limits and clock.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        limits = "".join(_limits(pid) for pid in _sandbox_children())
+    rows = {line[:26].strip(): line[26:].split()[:2] for line in limits.splitlines()[1:]}
+    assert rows["Max cpu time"] == ["5", "6"], limits
+    assert rows["Max address space"] == ["268435456", "268435456"], limits
+    assert rows["Max core file size"] == ["0", "0"], limits
+    with pytest.raises(CalendarError) as stopped:
+        await reading
+    assert stopped.value.code == "too_complex"
+    assert stopped.value.detail.startswith(f"exit -{signal.SIGXCPU.value}:"), stopped.value.detail
+    assert clock.monotonic() - began < WALL_SECONDS

@@ -138,6 +138,3 @@ async def test_jobs_lost_with_redis_are_done_by_the_sweep() -> None:
     assert await Entry.count().where(Entry.kind == EntryKind.capture.value) == 5
     assert await verify_all() == {}
 
-
-# test_calendar_sync.py still imports the helper from here by its former name.
-_wait_for = wait_until
