@@ -12,6 +12,7 @@ from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import NotFoundException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.flash import FlashConfig, FlashPlugin
@@ -30,6 +31,7 @@ from portal.web import STATIC_DIR
 from portal.web.auth import AuthMiddleware, current_user
 from portal.web.csrf import CSRFMiddleware
 from portal.web.errors import EXCEPTION_HANDLERS
+from portal.web.events import WakeConsumers
 from portal.web.headers import add_security_headers
 from portal.web.hosts import AllowedHostsMiddleware, allowed_hosts
 from portal.web.locale import LocaleMiddleware
@@ -141,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[HTMXPlugin(), FlashPlugin(config=FlashConfig(template_config=templates))],
         template_config=templates,
         middleware=[
+            DefineMiddleware(WakeConsumers, redis=redis),
             AllowedHostsMiddleware(allowed_hosts(settings.host)),
             session_config.middleware,
             AuthMiddleware(exclude_path_pattern=NO_SESSION_PATHS),

@@ -29,6 +29,7 @@ APPS = [
     "portal.booking.piccolo_app",
     "portal.questions.piccolo_app",
     "portal.notify.piccolo_app",
+    "portal.events.piccolo_app",
 ]
 
 SQLITE_BUSY_TIMEOUT_S = 15

@@ -119,10 +119,20 @@ async def login(client: AsyncClient, email: str, password: str = PASSWORD) -> An
     return response
 
 
+async def emails_written() -> int:
+    """Let the notify consumer write the emails of the events recorded so far, as the
+    worker does after each write; the events read."""
+    from portal.events.consume import consume
+    from portal.notify.consumer import NOTIFY
+
+    return await consume(NOTIFY)
+
+
 async def signup_link(email: str) -> str:
     """The path (and query) of the latest sign-up link emailed to `email`."""
     from portal.notify.tables import Notification
 
+    await emails_written()
     sent = (
         await Notification.objects()
         .where((Notification.kind == "signup_confirm") & (Notification.to_address == email))

@@ -21,6 +21,9 @@ from portal.booking.sync import calendar_sync, calendars_sync
 from portal.booking.tables import ExternalCalendar
 from portal.credits.reconcile import purchases_reconcile
 from portal.credits.services import lots_expire
+from portal.events.consume import consume
+from portal.events.log import recording
+from portal.notify.consumer import NOTIFY
 from portal.notify.reminders import reminders_due
 from portal.notify.services import Outbox, notifications_send_due
 from portal.ops import record_heartbeat, record_sweep
@@ -40,6 +43,27 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await db.close_pool()
 
 
+CONSUMERS = (NOTIFY,)
+
+
+async def process_events(ctx: dict[str, Any]) -> dict[str, int]:
+    """Let every consumer read the event log up to now; the emails written go at once.
+    Queued after a write that recorded events, and run every 5 seconds as the sweep."""
+    read = {consumer.name: await consume(consumer) for consumer in CONSUMERS}
+    if read["notify"]:
+        await send_notifications(ctx)
+    return read
+
+
+async def _then_events(ctx: dict[str, Any], work: Any) -> Any:
+    """Run a job's `work`, then the consumers if it recorded events."""
+    with recording() as recorded:
+        result = await work
+    if recorded.events:
+        await process_events(ctx)
+    return result
+
+
 async def heartbeat(ctx: dict[str, Any]) -> None:
     """Tell /healthz this worker is alive."""
     await record_heartbeat(ctx["redis"])
@@ -48,8 +72,9 @@ async def heartbeat(ctx: dict[str, Any]) -> None:
 async def reconcile_purchases(ctx: dict[str, Any]) -> dict[str, int]:
     """Ask Stripe about purchases still open after 30 minutes (a lost webhook)."""
     settings = ctx["settings"]
-    report = await purchases_reconcile(
-        api_key=settings.stripe_secret_key, api_base=settings.stripe_api_base
+    report = await _then_events(
+        ctx,
+        purchases_reconcile(api_key=settings.stripe_secret_key, api_base=settings.stripe_api_base),
     )
     if report.checked:
         log.info("purchases reconciled: %s", report)
@@ -58,7 +83,7 @@ async def reconcile_purchases(ctx: dict[str, Any]) -> dict[str, int]:
 
 async def expire_lots(ctx: dict[str, Any]) -> int:
     """Expire the credits of lots past their date."""
-    expired = await lots_expire()
+    expired = await _then_events(ctx, lots_expire())
     if expired:
         log.info("credits expired: %s", expired)
     return expired
@@ -66,7 +91,7 @@ async def expire_lots(ctx: dict[str, Any]) -> int:
 
 async def confirm_bookings(ctx: dict[str, Any]) -> int:
     """Capture the credits of bookings that took place (30 minutes after their end)."""
-    confirmed = await bookings_confirm_due()
+    confirmed = await _then_events(ctx, bookings_confirm_due())
     await record_sweep(ctx["redis"])
     if confirmed:
         log.info("bookings confirmed: %s", confirmed)
@@ -93,12 +118,12 @@ async def sync_calendar(ctx: dict[str, Any], calendar_id: int) -> bool:
 
 async def settle_question(ctx: dict[str, Any], question_id: int) -> bool:
     """Capture or release the credits of a question just answered."""
-    return await settle(question_id=question_id) is not None
+    return await _then_events(ctx, settle(question_id=question_id)) is not None
 
 
 async def settle_questions(ctx: dict[str, Any]) -> int:
     """Answered questions not settled yet (a lost job), and open ones past their limit."""
-    settled = await questions_settle_due()
+    settled = await _then_events(ctx, questions_settle_due())
     if settled:
         log.info("questions settled or expired: %s", settled)
     return settled
@@ -134,6 +159,7 @@ class WorkerSettings:
         settle_question,
         settle_questions,
         send_notifications,
+        process_events,
         send_reminders,
         purge_signups,
     ]
@@ -141,6 +167,7 @@ class WorkerSettings:
         cron(confirm_bookings, second=10, run_at_startup=True),
         cron(settle_questions, second=40, run_at_startup=True),
         cron(send_notifications, second={5, 20, 35, 50}, run_at_startup=True),
+        cron(process_events, second=set(range(2, 60, 5)), run_at_startup=True),
         cron(send_reminders, second=55, run_at_startup=True),
         cron(sync_calendars, minute=set(range(0, 60, 5)), second=30, run_at_startup=True),
         cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=True, unique=False),

@@ -40,7 +40,7 @@ from portal.accounts.tables import Signup, User
 from portal.accounts.throttle import SignupThrottle
 from portal.db import is_unique_violation, write_transaction
 from portal.errors import ValidationFailed
-from portal.notify.messages import signup_attempted, signup_confirmation
+from portal.events.log import record
 from portal.settings import get_settings
 from portal.validation import whole_number
 
@@ -92,7 +92,9 @@ async def signup_token_user(token: str, now: datetime | None = None) -> User | N
     return user if await pending else None
 
 
-def _link(token: str) -> str:
+def signup_link(user: User, at: datetime) -> str:
+    """The link emailed for a sign-up made at `at` (valid LINK_VALID_FOR from then)."""
+    token = signup_token(user, at)
     return f"{get_settings().base_url}/signup/confirm?{urlencode({'token': token})}"
 
 
@@ -130,7 +132,10 @@ async def _signup_write(email: str, fields: dict[str, str], now: datetime) -> No
     async with write_transaction():
         user = await User.objects().where(User.email == email).first()
         if user is not None and user.email_confirmed:
-            await signup_attempted(user, now.strftime("%Y%m%d%H"))
+            hour = now.strftime("%Y%m%d%H")  # the owner is told once an hour at most
+            await record(
+                "account.signup_attempted", f"signup-existing:{user.id}:{hour}", user=user.id
+            )
             return
         # Made, or touched (which locks it): sign-ups of one address queue here.
         user = await _address_held(email, user, fields["locale"], fields["timezone"], now)
@@ -152,7 +157,13 @@ async def _signup_write(email: str, fields: dict[str, str], now: datetime) -> No
         if beyond:
             await Signup.delete().where(Signup.id.is_in([row["id"] for row in beyond]))
         if signup.link_sent:
-            await signup_confirmation(user, _link(signup_token(user, now)), signup.id)
+            await record(
+                "account.signup_requested",
+                f"signup:{user.id}:{signup.id}",
+                user=user.id,
+                signup=signup.id,
+                at=now.isoformat(),
+            )
 
 
 async def _address_held(

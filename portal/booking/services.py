@@ -29,8 +29,8 @@ from portal.charter.services import Published, version_current
 from portal.credits import ledger
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, NotFound, ValidationFailed
+from portal.events.log import record
 from portal.i18n import timezones
-from portal.notify.messages import booking_changed
 from portal.validation import DIGITS, check_text
 
 CONFIRM_GRACE = timedelta(minutes=30)  # after the end, before the credits are captured
@@ -45,6 +45,32 @@ class SlotTaken(Conflict):
 
     def __init__(self) -> None:
         super().__init__(N_("This slot has just been taken. Please choose another one."))
+
+
+EVENTS = {
+    BookingStatus.booked: "booking.created",
+    BookingStatus.cancelled: "booking.cancelled",
+    BookingStatus.completed: "booking.confirmed",
+    BookingStatus.no_show_client: "booking.no_show",
+    BookingStatus.no_show_expert: "booking.no_show",
+}
+
+
+async def _recorded(booking: Booking, kind: str) -> None:
+    """The booking's event, with the times and sequence it had then (the emails and
+    invites are written from these, however the booking changes after)."""
+    await record(
+        kind,
+        f"booking:{booking.id}:{kind.removeprefix('booking.')}:{booking.sequence}",
+        booking=booking.id,
+        client=booking.client,
+        expert=booking.expert,
+        sequence=booking.sequence,
+        starts_at=booking.starts_at.isoformat(),
+        ends_at=booking.ends_at.isoformat(),
+        status=booking.status,
+        credits=booking.credits,
+    )
 
 
 def _now() -> datetime:
@@ -342,7 +368,7 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
             )
             await Booking.update({Booking.hold: held.id}).where(Booking.id == booking.id)
             booking.hold = held.id
-            await booking_changed(booking, "booked")
+            await _recorded(booking, EVENTS[BookingStatus.booked])
             return booking
     except (ExclusionViolationError, DeadlockDetectedError) as exc:
         raise SlotTaken() from exc
@@ -458,8 +484,7 @@ async def _settle(
             }
         ).where(Booking.id == booking.id)
         ended = await Booking.objects().get(Booking.id == booking.id)
-        if status == BookingStatus.cancelled:
-            await booking_changed(ended, "cancelled")
+        await _recorded(ended, EVENTS[status])
         return ended
 
 
@@ -547,7 +572,7 @@ async def booking_move(
                 }
             ).where((Booking.id == booking.id) & (Booking.status == BookingStatus.booked.value))
             moved = await Booking.objects().get(Booking.id == booking.id)
-            await booking_changed(moved, "moved")
+            await _recorded(moved, "booking.moved")
     except (ExclusionViolationError, DeadlockDetectedError) as exc:
         raise SlotTaken() from exc
     return moved

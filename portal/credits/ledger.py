@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from portal.credits.tables import Entry, EntryKind, Hold, HoldPart, HoldStatus, Lot, Wallet
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, DomainError, NotFound, ValidationFailed
+from portal.events.log import record_many
 
 
 class InsufficientCredits(DomainError):
@@ -393,6 +394,16 @@ async def expire_due(*, wallet_id: int, now: datetime | None = None) -> int:
                 lot=lot.id,
             )
             total += lot.remaining
+        await record_many(
+            [
+                (
+                    "lot.expired",
+                    f"lot:{lot.id}:expired",
+                    {"lot": lot.id, "wallet": wallet.id, "credits": lot.remaining},
+                )
+                for lot in lots
+            ]
+        )
         return total
 
 

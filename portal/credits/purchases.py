@@ -33,7 +33,7 @@ from portal.credits.stripe_fields import Malformed, shown
 from portal.credits.tables import Purchase, PurchaseStatus, StripeEvent
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, DomainError, NotFound
-from portal.notify.messages import purchase_receipt
+from portal.events.log import record
 
 log = logging.getLogger(__name__)
 
@@ -167,27 +167,37 @@ async def purchase_paid(
     """Grant the pack's credits (once, whatever calls this how often) and mark it paid.
     The caller has checked that the payment matches (`session_mismatch`)."""
     wallet = await ledger.wallet_for(client_id=purchase.client, expert_id=purchase.expert)
-    paid_at = purchase.paid_at or datetime.now(UTC)
-    entry = await ledger.grant(
-        wallet_id=wallet.id,
-        credits=purchase.credits,
-        expires_at=add_months(paid_at, purchase.validity_months),
-        reference=f"purchase:{purchase.id}",
-        key=f"grant:purchase:{purchase.id}",
-    )
-    values: dict[Any, Any] = {
-        Purchase.status: PurchaseStatus.paid.value,
-        Purchase.lot: entry.lot,
-        Purchase.paid_at: paid_at,
-    }
-    if payment_intent:
-        values[Purchase.payment_intent] = payment_intent
-    if checkout_session and purchase.checkout_session is None:
-        values[Purchase.checkout_session] = checkout_session  # never written down before
-    await Purchase.update(values).where(Purchase.id == purchase.id)
-    paid = await Purchase.objects().get(Purchase.id == purchase.id)
-    await purchase_receipt(paid)  # once: its key names the purchase
-    await charge_recall(paid)  # refunds or disputes that came first
+    async with write_transaction():  # the credits, the purchase paid and its event at once
+        paid_at = purchase.paid_at or datetime.now(UTC)
+        entry = await ledger.grant(
+            wallet_id=wallet.id,
+            credits=purchase.credits,
+            expires_at=add_months(paid_at, purchase.validity_months),
+            reference=f"purchase:{purchase.id}",
+            key=f"grant:purchase:{purchase.id}",
+        )
+        values: dict[Any, Any] = {
+            Purchase.status: PurchaseStatus.paid.value,
+            Purchase.lot: entry.lot,
+            Purchase.paid_at: paid_at,
+        }
+        if payment_intent:
+            values[Purchase.payment_intent] = payment_intent
+        if checkout_session and purchase.checkout_session is None:
+            values[Purchase.checkout_session] = checkout_session  # never written down before
+        await Purchase.update(values).where(Purchase.id == purchase.id)
+        paid = await Purchase.objects().get(Purchase.id == purchase.id)
+        await record(
+            "purchase.paid",
+            f"purchase:{paid.id}:paid",  # once: the key names the purchase
+            purchase=paid.id,
+            client=paid.client,
+            expert=paid.expert,
+            credits=paid.credits,
+            price_minor=paid.price_minor,
+            currency=paid.currency,
+        )
+        await charge_recall(paid)  # refunds or disputes that came first
     return paid
 
 

@@ -36,6 +36,7 @@ from portal.credits.stripe_fields import (
 )
 from portal.credits.tables import Dispute, Entry, Purchase, StripeEvent
 from portal.db import is_postgres, write_transaction
+from portal.events.log import record
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,18 @@ async def refund_apply(charge: dict[str, Any]) -> None:
                 Purchase.disputed_credits: Purchase.disputed_credits - from_dispute,
             }
         ).where(Purchase.id == purchase.id)
+        await record(
+            "purchase.refunded",
+            f"purchase:{purchase.id}:refunded:{refunded}",
+            purchase=purchase.id,
+            client=purchase.client,
+            expert=purchase.expert,
+            refunded_minor=refunded,
+            charged_minor=charged,
+            currency=charge_currency,
+            credits=asked,
+            short=short,
+        )
 
 
 async def _refund_from_open_dispute(purchase: Purchase, asked: int) -> int:
@@ -169,6 +182,17 @@ async def dispute_apply(event_type: str, dispute: dict[str, Any]) -> None:
         ).where(Purchase.id == purchase.id)
         row.taken = taken
         await _dispute_update(row, told, closing)
+        await record(
+            "purchase.disputed",
+            f"dispute:{dispute_id}:{'closed' if closing else 'open'}:{told}",
+            purchase=purchase.id,
+            client=purchase.client,
+            expert=purchase.expert,
+            dispute=dispute_id,
+            status=told,
+            closed=closing,
+            held_back=held_back,
+        )
 
 
 async def _taken_before_disputes_were_kept(purchase: Purchase) -> int:

@@ -9,7 +9,9 @@ from typing import Any
 
 from portal.credits import ledger
 from portal.credits.tables import Entry, EntryKind, Lot, Purchase, PurchaseStatus, Wallet
+from portal.db import write_transaction
 from portal.errors import N_, NotFound, ValidationFailed
+from portal.events.log import record
 
 REASON_MAX = 300
 
@@ -40,6 +42,23 @@ async def wallet_adjust(
         errors["reason"] = N_("At most 300 characters.")
     if errors:
         raise ValidationFailed(errors)
+    async with write_transaction():
+        entry = await _adjusted(client_id, expert_id, credits, reason, validity_months, key)
+        await record(
+            "wallet.adjusted",
+            f"wallet:{entry.wallet}:adjusted:{key}",
+            wallet=entry.wallet,
+            client=client_id,
+            expert=expert_id,
+            credits=credits,
+            entry=entry.id,
+        )
+    return entry
+
+
+async def _adjusted(
+    client_id: int, expert_id: int, credits: int, reason: str, validity_months: int, key: str
+) -> Entry:
     wallet = await ledger.wallet_for(client_id=client_id, expert_id=expert_id)
     reference = f"adjust:{key}"
     if credits > 0:

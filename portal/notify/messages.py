@@ -3,7 +3,6 @@ made them current), and when it is written: in the transaction of what it tells.
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -309,7 +308,7 @@ async def signup_attempted(user: User, hour: str) -> None:
     )
 
 
-async def login_code(user: User, code: str, minutes: int) -> None:
+async def login_code(user: User, code: str, minutes: int, nonce: str) -> None:
     """To an account held after many failed logins from other networks: the one-time code
     that lets its owner in from a new one."""
 
@@ -336,6 +335,6 @@ async def login_code(user: User, code: str, minutes: int) -> None:
     await notify(
         user=user,
         kind="login_code",
-        key=f"login-code:{user.id}:{secrets.token_hex(8)}",
+        key=f"login-code:{user.id}:{nonce}",
         compose=compose,
     )

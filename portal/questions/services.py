@@ -31,7 +31,7 @@ from portal.credits import ledger
 from portal.credits.tables import Wallet
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, NotFound, ValidationFailed
-from portal.notify.messages import question_answered, question_asked
+from portal.events.log import record
 from portal.questions import clock
 from portal.questions.tables import Question, QuestionStatus
 from portal.validation import check_text
@@ -260,7 +260,13 @@ async def ask(
                 )
                 await Question.update({Question.hold: held.id}).where(Question.id == question.id)
                 question.hold = held.id
-            await question_asked(question)
+            await record(
+                "question.asked",
+                f"question:{question.id}:asked",
+                question=question.id,
+                client=question.client,
+                expert=question.expert,
+            )
             return question
     except Exception as exc:
         if is_unique_violation(exc):  # the same form twice at once
@@ -325,7 +331,14 @@ async def answer(
             }
         ).where(Question.id == question.id)
         answered = await Question.objects().get(Question.id == question_id)
-        await question_answered(answered)
+        await record(
+            "question.answered",
+            f"question:{answered.id}:answered",
+            question=answered.id,
+            client=answered.client,
+            expert=answered.expert,
+            billable=answered.billable,
+        )
     return answered
 
 
@@ -362,6 +375,15 @@ async def settle(*, question_id: int, now: datetime | None = None) -> Question |
         await Question.update(
             {Question.status: status.value, Question.captured: amount, Question.settled_at: now}
         ).where(Question.id == question.id)
+        await record(
+            "question.settled",
+            f"question:{question.id}:{status.value}",
+            question=question.id,
+            client=question.client,
+            expert=question.expert,
+            status=status.value,
+            captured=amount,
+        )
     return await Question.objects().get(Question.id == question_id)
 
 

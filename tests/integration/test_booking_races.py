@@ -18,6 +18,7 @@ from portal.booking.tables import Booking, ExternalCalendar
 from portal.charter.rules import Rules
 from portal.credits import ledger
 from portal.credits.services import verify_all
+from portal.events.tables import Event
 from tests.conftest import TMP
 from tests.support import (
     csrf_from,
@@ -96,6 +97,7 @@ async def test_two_hundred_clients_one_slot(server: str) -> None:
     )
     assert codes == {(201, "booked"): 1, (409, "slot_taken"): 199}, codes
     assert await Booking.count() == 1
+    assert await _events("booking.created") == 1  # the failed attempts left none
     assert await _balances(clients, expert) == {(3, 2): 1, (5, 0): 199}
     assert await verify_all() == {}
 
@@ -136,9 +138,33 @@ async def test_fifty_bookings_on_a_wallet_that_affords_ten(server: str) -> None:
         (r.status_code, r.json().get("code") if r.status_code != 201 else "booked") for r in answers
     )
     assert codes == {(201, "booked"): 10, (402, "insufficient_credits"): 40}, codes
+    assert await _events("booking.created") == 10
     assert all(r.json().get("missing") == 1 for r in answers if r.status_code == 402)
     wallet = await ledger.wallet_for(client_id=user.id, expert_id=expert.id)
     assert await ledger.balance(wallet_id=wallet.id) == ledger.Balance(available=0, held=10)
+    assert await verify_all() == {}
+
+
+async def _events(kind: str) -> int:
+    return await Event.count().where(Event.kind == kind)
+
+
+async def test_one_booking_cancelled_twenty_times_at_once_records_one_event(server: str) -> None:
+    """Twenty cancellations of the same booking at once (two server processes): one
+    cancels, the others are told it has ended or answered the same; one event."""
+    expert = await make_published_expert()
+    ((_user, token),) = await _funded(expert, 1, credits=5)
+    start = datetime.combine(_weekday(), time(10), PARIS)
+    async with _client(server) as http:
+        booked = await _book(http, token, start)
+        assert booked.status_code == 201, booked.text
+        path = f"/api/v1/bookings/{booked.json()['id']}/cancel"
+        headers = {"Authorization": f"Bearer {token}"}
+        answers = await asyncio.gather(*(http.post(path, headers=headers) for _ in range(20)))
+    assert {r.status_code for r in answers} <= {200, 409}, [r.text for r in answers]
+    assert all(r.json()["status"] == "cancelled" for r in answers if r.status_code == 200)
+    assert await _events("booking.created") == 1
+    assert await _events("booking.cancelled") == 1
     assert await verify_all() == {}
 
 

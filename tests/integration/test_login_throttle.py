@@ -32,7 +32,7 @@ from portal.notify.tables import Notification
 from portal.redis import connect
 from portal.settings import get_settings
 from tests.integration.conftest import BASE
-from tests.support import PASSWORD, csrf_token, login, make_user, post_form
+from tests.support import PASSWORD, csrf_token, emails_written, login, make_user, post_form
 
 WRONG = {"email": "a@example.org", "password": "wrong guess"}
 RIGHT = {"email": "a@example.org", "password": PASSWORD}
@@ -78,6 +78,7 @@ async def _from_many_addresses(app: Litestar, email: str = "a@example.org") -> N
 
 
 async def _codes_sent(email: str = "a@example.org") -> list[str]:
+    await emails_written()
     sent = (
         await Notification.objects()
         .where((Notification.kind == "login_code") & (Notification.to_address == email))

@@ -35,6 +35,7 @@ from portal.settings import get_settings
 from tests.integration.conftest import running
 from tests.support import (
     book_call,
+    emails_written,
     give_credits,
     login,
     make_published_expert,
@@ -77,7 +78,9 @@ async def _booked(expert: Expert | None = None) -> tuple[Any, User]:
     await User.update({User.locale: "en"}).where(User.email == "expert@example.org")
     client = await make_user("c@example.org")  # French
     await give_credits(client, expert, 10)
-    return await book_call(expert, client, next_monday_at(9)), client
+    booking = await book_call(expert, client, next_monday_at(9))
+    await emails_written()
+    return booking, client
 
 
 def _parts(message: Message) -> dict[str, Message]:
@@ -109,6 +112,8 @@ async def test_a_booking_is_told_to_both_in_their_language(smtp: tuple[_Inbox, i
     assert event["UID"].startswith(f"booking-{booking.uid}@")
 
     await booking_cancel(booking=booking, by_expert=False)
+
+    await emails_written()
     assert await notifications_send_due(outbox) == 2
     cancelled = [m for m in inbox.messages if m["To"] == "c@example.org"][-1]
     part = _parts(cancelled)["text/calendar"]
@@ -122,6 +127,7 @@ async def test_the_invite_parts_say_their_charset_and_name() -> None:
     booking, _client = await _booked()
     await Expert.update({Expert.display_name: "Élodie Déjà-Vu"}).where(Expert.id == booking.expert)
     await booking_cancel(booking=booking, by_expert=True)
+    await emails_written()
     to_client = (
         await Notification.objects()
         .where(Notification.to_address == "c@example.org")

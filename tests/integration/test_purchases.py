@@ -21,6 +21,7 @@ from portal.credits.purchases import purchase_start
 from portal.credits.services import verify_all
 from portal.credits.tables import Entry, Purchase, PurchaseStatus, StripeEvent, Wallet
 from portal.errors import Conflict, NotFound
+from portal.events.tables import Event
 from portal.settings import get_settings
 from tests.support import login, make_published_expert, make_user
 
@@ -159,6 +160,7 @@ async def test_the_same_event_five_times_at_once_and_later_grants_once(client: A
     assert later.json()["duplicate"] is True
     assert await StripeEvent.count() == 1
     assert await Entry.count() == 1 and await _balance(purchase) == 10
+    assert await Event.count().where(Event.kind == "purchase.paid") == 1
 
 
 async def test_delayed_payment_then_success(client: AsyncClient) -> None:
@@ -253,6 +255,8 @@ async def test_refunds_are_cumulative_and_take_back_the_unused_share(client: Asy
         10,
         0,
     )
+    refunds = await Event.select(Event.data).where(Event.kind == "purchase.refunded")
+    assert [json.loads(e["data"])["credits"] for e in refunds] == [3, 7]  # the repeats: none
 
 
 async def test_a_refund_of_used_credits_records_the_shortfall(client: AsyncClient) -> None:

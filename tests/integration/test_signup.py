@@ -37,6 +37,7 @@ from tests.integration.conftest import BASE
 from tests.support import (
     PASSWORD,
     csrf_from,
+    emails_written,
     finish_signup,
     login,
     make_published_expert,
@@ -63,6 +64,7 @@ def _main(html: str, email: str) -> str:
 
 
 async def _emails(kind: str) -> list[Notification]:
+    await emails_written()
     return await Notification.objects().where(Notification.kind == kind).order_by(Notification.id)
 
 

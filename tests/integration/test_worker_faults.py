@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,10 @@ from portal.booking.tables import Booking, BookingStatus
 from portal.charter.rules import WEEKDAYS, Rules
 from portal.credits.services import verify_all
 from portal.credits.tables import Entry, EntryKind
+from portal.events.consume import lag
+from portal.events.tables import Cursor, Event
+from portal.notify.consumer import NOTIFY
+from portal.notify.tables import Notification
 from portal.questions.services import answer, ask
 from portal.questions.tables import Question, QuestionStatus
 from portal.redis import connect
@@ -92,7 +97,43 @@ async def test_a_worker_killed_mid_batch_then_restarted_captures_each_once() -> 
     assert done_before < count, "the batch ended before the kill: nothing was tested"
     with worker("worker-restarted"):
         await wait_until(lambda: _all(count))
+        await wait_until(_events_read)
     await _captured_once(count)
+    await _told_once(count)
+
+
+async def test_a_worker_killed_while_writing_emails_writes_each_once() -> None:
+    """The notify consumer's round (a batch of events, their emails, the cursor) is one
+    transaction: killed in the middle, it is read again whole by the next worker."""
+    count = 300
+    await _due_bookings(count)
+    await Booking.update({Booking.status: BookingStatus.cancelled.value}).where(
+        Booking.id > 0
+    )  # nothing to confirm: only the 300 booking.created events to tell
+    with worker("consumer-killed") as first:
+        await wait_until(lambda: _emails_more_than(0))
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert await Notification.count() < 2 * count, "all written before the kill: untested"
+    with worker("consumer-restarted"):
+        await wait_until(_events_read)
+    await _told_once(count)
+
+
+async def _emails_more_than(n: int) -> bool:
+    return await Notification.count() > n
+
+
+async def _events_read() -> bool:
+    return await lag(NOTIFY.name) == 0
+
+
+async def _told_once(count: int) -> None:
+    """Every event read once by the notify consumer, each booking told to both once."""
+    cursor = await Cursor.objects().get(Cursor.consumer == NOTIFY.name)
+    assert cursor is not None and cursor.events == await Event.count()
+    kinds = Counter(row["kind"] for row in await Notification.select(Notification.kind))
+    assert kinds == {"booking_booked": count, "expert_booking_booked": count}
 
 
 async def _more_than(n: int) -> bool:
@@ -108,7 +149,9 @@ async def test_two_workers_at_once_capture_each_once() -> None:
     await _due_bookings(count)
     with worker("worker-a"), worker("worker-b"):
         await wait_until(lambda: _all(count))
+        await wait_until(_events_read)
     await _captured_once(count)
+    await _told_once(count)
 
 
 async def test_jobs_lost_with_redis_are_done_by_the_sweep() -> None:
@@ -137,4 +180,3 @@ async def test_jobs_lost_with_redis_are_done_by_the_sweep() -> None:
         await wait_until(settled)
     assert await Entry.count().where(Entry.kind == EntryKind.capture.value) == 5
     assert await verify_all() == {}
-

@@ -1,0 +1,13 @@
+import os
+
+from piccolo.conf.apps import AppConfig
+
+from portal.events.tables import Cursor, Event
+
+APP_CONFIG = AppConfig(
+    app_name="events",
+    migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
+    table_classes=[Event, Cursor],
+    migration_dependencies=[],
+    commands=[],
+)

@@ -1,0 +1,86 @@
+"""The emails that follow what happened: the notify consumer of the event log.
+
+Domain services record events (portal.events) and import nothing from here; the worker
+reads the log and this module writes each event's emails, in the consumer's transaction
+(so once per event), in each recipient's language and time zone. A booking's emails are
+written from the times and sequence its event recorded, so an email read late still tells
+that change, not a later one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from portal.accounts.codes import code_of
+from portal.accounts.signup import signup_link
+from portal.accounts.tables import User
+from portal.booking.tables import Booking
+from portal.credits.tables import Purchase
+from portal.events.consume import Consumer, Recorded
+from portal.notify import messages
+from portal.questions.tables import Question
+
+BOOKING_CHANGES = {
+    "booking.created": "booked",
+    "booking.moved": "moved",
+    "booking.cancelled": "cancelled",
+}
+
+
+async def _booking(event: Recorded) -> None:
+    booking = await Booking.objects().get(Booking.id == event.data["booking"])
+    if booking is None:
+        return
+    booking.starts_at = datetime.fromisoformat(event.data["starts_at"])
+    booking.ends_at = datetime.fromisoformat(event.data["ends_at"])
+    booking.sequence = event.data["sequence"]
+    booking.status = event.data["status"]
+    await messages.booking_changed(booking, BOOKING_CHANGES[event.kind])
+
+
+async def _question(event: Recorded) -> None:
+    question = await Question.objects().get(Question.id == event.data["question"])
+    if question is None:
+        return
+    if event.kind == "question.asked":
+        await messages.question_asked(question)
+    else:
+        await messages.question_answered(question)
+
+
+async def _purchase(event: Recorded) -> None:
+    purchase = await Purchase.objects().get(Purchase.id == event.data["purchase"])
+    if purchase is not None:
+        await messages.purchase_receipt(purchase)
+
+
+async def _account(event: Recorded) -> None:
+    user = await User.objects().get(User.id == event.data["user"])
+    if user is None:
+        return
+    if event.kind == "account.signup_requested":
+        link = signup_link(user, datetime.fromisoformat(event.data["at"]))
+        await messages.signup_confirmation(user, link, event.data["signup"])
+    elif event.kind == "account.signup_attempted":
+        await messages.signup_attempted(user, event.key.rsplit(":", 1)[1])
+    else:
+        code = code_of(user.email, event.data["nonce"])
+        await messages.login_code(user, code, event.data["minutes"], event.data["nonce"])
+
+
+HANDLERS = {
+    **dict.fromkeys(BOOKING_CHANGES, _booking),
+    "question.asked": _question,
+    "question.answered": _question,
+    "purchase.paid": _purchase,
+    "account.signup_requested": _account,
+    "account.signup_attempted": _account,
+    "account.login_code": _account,
+}
+
+
+async def _handle(event: Recorded) -> None:
+    await HANDLERS[event.kind](event)
+
+
+NOTIFY = Consumer(name="notify", kinds=frozenset(HANDLERS), handle=_handle)
