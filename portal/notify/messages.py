@@ -1,5 +1,6 @@
 """What each email says, composed in the recipient's language and time zone (notify() has
-made them current), and when it is written: in the transaction of what it tells."""
+made them current). Written by the notify consumer from the event log (consumer.py) and by
+the reminders (reminders.py), never by a domain service."""
 
 from __future__ import annotations
 

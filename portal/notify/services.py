@@ -1,14 +1,15 @@
-"""Writing emails when things happen, and sending them.
+"""Writing emails, and sending them.
 
-`notify()` renders an email in the recipient's language and time zone and stores it, in
-the transaction of the event it tells (a booking, an answer...): the event and its email
-are kept or lost together. Its key makes it once per event, however often the code that
-tells it runs. The worker sends what is pending (a job right away, a sweep every minute):
-through SMTP when SMTP_URL is set, else as .eml files in var/outbox/. A failure is retried
-after 1, 5, 30 minutes and 2 hours; then the email is marked failed, shown to the expert,
-and tried again by the sweep every 6 hours. An email that cannot be sent as it is (a header
-no message can carry, an address the server refuses to encode...) is failed at once with
-its error, and the round goes on with the others.
+`notify()` renders an email in the recipient's language and time zone and stores it; the
+notify consumer (consumer.py) calls it for each event of the log, in the transaction that
+moves its cursor, and reminders.py for what falls due. Its key makes it once per event,
+however often the code that tells it runs. The worker sends what is pending (right after
+writing it, and a sweep every 15 seconds): through SMTP when SMTP_URL is set, else as .eml
+files in var/outbox/. A failure is retried after 1, 5, 30 minutes and 2 hours; then the
+email is marked failed, shown to the expert, and tried again by the sweep every 6 hours. An
+email that cannot be sent as it is (an address that is not one address, an address the
+server refuses to encode...) is failed at once with its error, and the round goes on with
+the others.
 """
 
 from __future__ import annotations
