@@ -12,6 +12,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from portal.accounts.codes import login_code_send, login_code_take, login_code_valid
+from portal.accounts.reset import reset_forget
 from portal.accounts.services import (
     normalize_email,
     user_authenticate,
@@ -75,6 +76,7 @@ async def login_attempt(
     if attempt.account_ms and not await login_code_take(redis=redis, email=email, code=code):
         raise CodeRequired(attempt.account_wait, invalid=True)  # used meanwhile
     await throttle.succeeded(email=email, ip=ip)
+    await reset_forget(user.id)  # a reset link asked for meanwhile ends
     return user
 
 

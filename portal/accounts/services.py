@@ -163,20 +163,38 @@ async def user_change_password(*, user: User, current: str, new: str, confirm: s
     errors: dict[str, str] = {}
     if not await verify_password(user.password_hash, current):
         errors["current_password"] = N_("The current password is not correct.")
-    _check_password(new, errors, field="new_password")
-    if "new_password" not in errors and new != confirm:
-        errors["confirm_password"] = N_("The two new passwords differ.")
+    _check_new(new, confirm, errors, "new_password", "confirm_password")
     if errors:
         raise ValidationFailed(errors)
-    user.password_hash = await hash_password(new)
-    user.password_changed_at = datetime.now(UTC)
+    await password_set(user, await hash_password(new), datetime.now(UTC))
+    return user
+
+
+def check_new_password(new: str, confirm: str) -> None:
+    """ValidationFailed (`password`, `confirm`) unless `new` will do and is typed twice."""
+    errors: dict[str, str] = {}
+    _check_new(new, confirm, errors, "password", "confirm")
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _check_new(new: str, confirm: str, errors: dict[str, str], field: str, again: str) -> None:
+    _check_password(new, errors, field=field)
+    if field not in errors and new != confirm:
+        errors[again] = N_("The two new passwords differ.")
+
+
+async def password_set(user: User, password_hash: str, now: datetime) -> None:
+    """A new password (hashed by the caller, outside any transaction): the sessions made
+    before it are refused from now on (see web/sessions.py), the API tokens end with it."""
+    user.password_hash = password_hash
+    user.password_changed_at = now
     async with write_transaction():
         await user.save([User.password_hash, User.password_changed_at])
         # Whoever had the old password may have made tokens: they end with it.
-        await ApiToken.update({ApiToken.revoked_at: user.password_changed_at}).where(
+        await ApiToken.update({ApiToken.revoked_at: now}).where(
             (ApiToken.user == user.id) & ApiToken.revoked_at.is_null()
         )
-    return user
 
 
 async def expert_create(

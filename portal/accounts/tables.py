@@ -72,3 +72,13 @@ class Signup(Table, tablename="accounts_signup"):
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
     expires_at = Timestamptz(null=False)
     link_sent = Boolean(default=False, null=False)  # a link was emailed for it
+
+
+class PasswordReset(Table, tablename="accounts_password_reset"):
+    """The one reset link an account may have: a newer request replaces it, a login or its
+    use ends it. Only a hash of its secret is kept (the secret is HMAC(SECRET_KEY, seed))."""
+
+    user = ForeignKey(User, null=False, unique=True, on_delete=OnDelete.cascade)
+    token_hash = Varchar(length=64, unique=True, null=False)
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
+    expires_at = Timestamptz(null=False)

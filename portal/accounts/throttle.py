@@ -196,17 +196,33 @@ class LoginThrottle:
         await self.redis.eval(_SUCCEEDED, 4, *self._keys(email, ip), KNOWN_FOR_S)  # type: ignore[misc]
 
 
-class SignupThrottle:
+class AddressThrottle:
+    """At most SIGNUP_ADDRESS_LIMIT requests of one kind an hour from one client address
+    (sign-ups, reset links: each costs an email or a password hash)."""
+
+    kind = ""
+    message = ""
+
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
     async def attempt(self, *, ip: str) -> None:
-        """Count one sign-up from this address; Throttled if it is over the limit."""
-        key = f"portal:signups:ip:{address_of(ip)}"
+        """Count one request from this address; Throttled if it is over the limit."""
+        key = f"portal:{self.kind}:ip:{address_of(ip)}"
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(key, 0, ex=SIGNUP_WINDOW_S, nx=True)
             pipe.incr(key)
             pipe.ttl(key)
             _, count, ttl = await pipe.execute()
         if count > SIGNUP_ADDRESS_LIMIT:
-            raise Throttled(max(ttl, 1), N_("Too many sign-ups from your address."))
+            raise Throttled(max(ttl, 1), self.message)
+
+
+class SignupThrottle(AddressThrottle):
+    kind = "signups"
+    message = N_("Too many sign-ups from your address.")
+
+
+class ResetThrottle(AddressThrottle):
+    kind = "resets"
+    message = N_("Too many password reset requests from your address.")

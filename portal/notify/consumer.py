@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from portal.accounts.codes import code_of
+from portal.accounts.reset import reset_link
 from portal.accounts.signup import signup_link
 from portal.accounts.tables import User
 from portal.booking.tables import Booking
@@ -63,6 +64,9 @@ async def _account(event: Recorded) -> None:
         await messages.signup_confirmation(user, link, event.data["signup"])
     elif event.kind == "account.signup_attempted":
         await messages.signup_attempted(user, event.key.rsplit(":", 1)[1])
+    elif event.kind == "account.password_reset":
+        link = reset_link(event.data["reset"], event.data["seed"])
+        await messages.password_reset(user, link, event.key)
     else:
         code = code_of(user.email, event.data["nonce"])
         await messages.login_code(user, code, event.data["minutes"], event.data["nonce"])
@@ -76,6 +80,7 @@ HANDLERS = {
     "account.signup_requested": _account,
     "account.signup_attempted": _account,
     "account.login_code": _account,
+    "account.password_reset": _account,
 }
 
 

@@ -339,3 +339,26 @@ async def login_code(user: User, code: str, minutes: int, nonce: str) -> None:
         key=f"login-code:{user.id}:{nonce}",
         compose=compose,
     )
+
+
+async def password_reset(user: User, link: str, event_key: str) -> None:
+    """The link that sets a new password, to the account's address."""
+
+    def compose() -> Email:
+        return Email(
+            subject=_("Reset your password"),
+            lines=[
+                _(
+                    "Someone, probably you, asked to set a new password for your account. "
+                    "Open the link below within an hour to choose it; it works once, and "
+                    "every session and API token of the account ends when it is used."
+                ),
+                _(
+                    "If you did not ask for it, ignore this email: your password stays as it "
+                    "is, and the link ends the next time you log in."
+                ),
+            ],
+            link=(_("Choose a new password"), link),
+        )
+
+    await notify(user=user, kind="password_reset", key=event_key, compose=compose)

@@ -145,6 +145,7 @@ async def _world() -> World:
             "calendar_id": str(calendar.id),
             "notification_id": "1",
             "filename": f"{availability.feed_token}.ics",
+            "token": "1." + "0" * 64,  # a reset link never sent
             "file_path": "css/app.css",
             "path": "swagger",
         },
@@ -213,6 +214,9 @@ async def _world() -> World:
             "login_submit": {"email": "c@example.org", "password": "not the password"},
             # A link that was never sent: the page says so.
             "signup_confirm_submit": {"token": "x" * 40, "password": PASSWORD, "next": "/"},
+            "password_forgot_submit": {"email": "nobody@example.org"},
+            # The path's link was never sent: the page says so, nothing changes.
+            "password_reset_submit": {"password": PASSWORD, "confirm": PASSWORD},
             "set_language": {"locale": "fr", "next": "/"},
             "account_emails": {"remind_bookings": "on", "notify_credits": "on"},
             # The current password is wrong: the sweep's sessions and tokens stay valid.
