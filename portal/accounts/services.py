@@ -33,7 +33,7 @@ def normalize_email(raw: str) -> str:
     return unicodedata.normalize("NFKC", raw).strip().lower()
 
 
-def _check_email(email: str, errors: dict[str, str]) -> None:
+def check_email(email: str, errors: dict[str, str]) -> None:
     if not email:
         errors["email"] = N_("Enter your email address.")
     elif len(email) > EMAIL_MAX or not _EMAIL_RE.match(email):
@@ -70,7 +70,7 @@ def validate_new_user(
     *, email: str, password: str, name: str, locale: str, timezone: str
 ) -> dict[str, str]:
     errors: dict[str, str] = {}
-    _check_email(email, errors)
+    check_email(email, errors)
     _check_password(password, errors)
     _check_profile(name, locale, timezone, errors)
     return errors

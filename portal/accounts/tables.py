@@ -82,3 +82,14 @@ class PasswordReset(Table, tablename="accounts_password_reset"):
     token_hash = Varchar(length=64, unique=True, null=False)
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
     expires_at = Timestamptz(null=False)
+
+
+class EmailChange(Table, tablename="accounts_email_change"):
+    """An address an account asked to move to, until its owner opens the link sent there
+    (one per account: a newer request replaces it). Only a hash of the link's secret."""
+
+    user = ForeignKey(User, null=False, unique=True, on_delete=OnDelete.cascade)
+    new_email = Varchar(length=254, null=False)
+    token_hash = Varchar(length=64, unique=True, null=False)
+    created_at = Timestamptz(default=TimestamptzNow(), null=False)
+    expires_at = Timestamptz(null=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from portal.accounts.codes import code_of
+from portal.accounts.email_change import change_link
 from portal.accounts.reset import reset_link
 from portal.accounts.signup import signup_link
 from portal.accounts.tables import User
@@ -64,6 +65,12 @@ async def _account(event: Recorded) -> None:
         await messages.signup_confirmation(user, link, event.data["signup"])
     elif event.kind == "account.signup_attempted":
         await messages.signup_attempted(user, event.key.rsplit(":", 1)[1])
+    elif event.kind == "account.email_change_requested":
+        link = change_link(event.data["change"], event.data["seed"])
+        await messages.email_change_link(user, event.data["new_email"], link, event.key)
+    elif event.kind == "account.email_changed":
+        former, new_email = event.data["former"], event.data["new_email"]
+        await messages.email_changed(user, former, new_email, event.key)
     elif event.kind == "account.password_reset":
         link = reset_link(event.data["reset"], event.data["seed"])
         await messages.password_reset(user, link, event.key)
@@ -81,6 +88,8 @@ HANDLERS = {
     "account.signup_attempted": _account,
     "account.login_code": _account,
     "account.password_reset": _account,
+    "account.email_change_requested": _account,
+    "account.email_changed": _account,
 }
 
 

@@ -362,3 +362,49 @@ async def password_reset(user: User, link: str, event_key: str) -> None:
         )
 
     await notify(user=user, kind="password_reset", key=event_key, compose=compose)
+
+
+async def email_change_link(user: User, new_email: str, link: str, event_key: str) -> None:
+    """To the new address: the link that moves the account there."""
+    addressee = User(
+        id=user.id, email=new_email, name=user.name, locale=user.locale, timezone=user.timezone
+    )
+
+    def compose() -> Email:
+        return Email(
+            subject=_("Confirm your new email address"),
+            lines=[
+                _(
+                    "You asked to use this address for your account. Open the link below "
+                    "within 24 hours and confirm: your account then uses this address to log "
+                    "in and for every email."
+                ),
+                _("If you did not ask for it, ignore this email: nothing changes without it."),
+            ],
+            link=(_("Confirm this address"), link),
+        )
+
+    await notify(user=addressee, kind="email_change", key=event_key, compose=compose)
+
+
+async def email_changed(user: User, former: str, new_email: str, event_key: str) -> None:
+    """To the former address: the account has moved (so a change nobody asked for shows)."""
+    addressee = User(
+        id=user.id, email=former, name=user.name, locale=user.locale, timezone=user.timezone
+    )
+
+    def compose() -> Email:
+        return Email(
+            subject=_("Your account's email address was changed"),
+            lines=[
+                _(
+                    "Your account now uses %(email)s to log in and for every email. "
+                    "If you did not change it, reset your password from the login page "
+                    "with the new address, or write to the portal's team."
+                )
+                % {"email": new_email},
+            ],
+            link=(_("Log in"), _url("/login")),
+        )
+
+    await notify(user=addressee, kind="email_changed", key=event_key, compose=compose)

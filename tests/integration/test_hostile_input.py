@@ -215,6 +215,9 @@ async def _world() -> World:
             # A link that was never sent: the page says so.
             "signup_confirm_submit": {"token": "x" * 40, "password": PASSWORD, "next": "/"},
             "password_forgot_submit": {"email": "nobody@example.org"},
+            # The password is wrong: the sweep's account keeps its address.
+            "account_email": {"new_email": "n@example.org", "password": "not the password"},
+            "account_email_confirm_submit": {},
             # The path's link was never sent: the page says so, nothing changes.
             "password_reset_submit": {"password": PASSWORD, "confirm": PASSWORD},
             "set_language": {"locale": "fr", "next": "/"},
