@@ -186,6 +186,7 @@ async def purchase_paid(
         values[Purchase.checkout_session] = checkout_session  # never written down before
     await Purchase.update(values).where(Purchase.id == purchase.id)
     paid = await Purchase.objects().get(Purchase.id == purchase.id)
+    assert paid is not None  # purchases are never deleted
     await purchase_receipt(paid)  # once: its key names the purchase
     await charge_recall(paid)  # refunds or disputes that came first
     return paid
