@@ -30,9 +30,10 @@ test-fast: install ## Run the suite without browser and process tests
 bench: install ## Run the benchmarks and print their figures
 	$(PY) -m tests.bench
 
-lint: install ## Check formatting and lint
+lint: install ## Check formatting, lint and types
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy portal workers
 
 fmt: install ## Format and fix what can be fixed
 	$(VENV)/bin/ruff format .

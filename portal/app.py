@@ -100,7 +100,7 @@ def _sessions(settings: Settings) -> PortalSessionConfig:
         samesite="lax",
         store=STORE_NAME,
         renew_on_access=True,
-        exclude=NO_SESSION_PATHS,
+        exclude=list(NO_SESSION_PATHS),
     )
 
 

@@ -88,6 +88,8 @@ async def seed() -> list[DemoLogin]:
             }
         ).where(Expert.slug == EXPERT_SLUG)
     expert = await Expert.objects().get(Expert.slug == EXPERT_SLUG)
+    if expert is None:  # the address is another account's
+        raise RuntimeError(f"{EXPERT.email} is not the demo expert {EXPERT_SLUG}")
     if await version_current(expert=expert) is None:
         await draft_save(expert=expert, rules=DEMO_RULES)
         await charter_publish(expert=expert)

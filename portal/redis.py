@@ -93,7 +93,7 @@ class EmbeddedRedis:
             time.sleep(0.05)
         client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5)
         try:
-            if client.config_get("appendonly").get("appendonly") == "no":
+            if client.config_get("appendonly").get("appendonly") == "no":  # type: ignore[union-attr]
                 client.config_set("appendonly", "yes")  # written from the data in memory
         finally:
             client.close()

@@ -58,7 +58,7 @@ def _serve_granian(listener: socket.socket, *, host: str, port: int, workers: in
             fd = listener.fileno()
             linux = sys.platform.startswith(("linux", "freebsd"))
             self._ssp = None
-            self._shd = SocketHolder(fd, False, self.backlog) if linux else SocketHolder(fd, False)
+            self._shd = SocketHolder(fd, False, self.backlog) if linux else SocketHolder(fd, False)  # type: ignore[call-arg]
             self._sfd = fd
             self._sso = listener  # inherited by the workers, closed at shutdown
 
@@ -94,6 +94,6 @@ def _serve_uvicorn(listener: socket.socket, *, host: str, port: int, workers: in
     )
     server = uvicorn.Server(config)
     if workers > 1:
-        Multiprocess(config, target=server.run, sockets=[listener]).run()
+        Multiprocess(config, sockets=[listener]).run()  # each worker makes its own Server
     else:
         server.run(sockets=[listener])

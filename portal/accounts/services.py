@@ -87,7 +87,7 @@ async def _insert_user(
         raise ValidationFailed({"email": EMAIL_TAKEN})
     if held is not None:
         await held.remove()  # with its sign-ups: their links die
-    user = User(email=email, password_hash=password_hash, name=name, role=role.value, **profile)
+    user = User(email=email, password_hash=password_hash, name=name, role=role.value, **profile)  # type: ignore[arg-type]
     await user.save()
     return user
 

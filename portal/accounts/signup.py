@@ -149,7 +149,7 @@ async def _signup_write(email: str, fields: dict[str, str], now: datetime) -> No
             created_at=now,
             expires_at=now + LINK_VALID_FOR,
             link_sent=not await linked,
-            **fields,
+            **fields,  # type: ignore[arg-type]
         )
         await signup.save()
         kept = Signup.select(Signup.id).where(Signup.user == user.id)
@@ -180,7 +180,7 @@ async def _address_held(
     held = {User.password_hash: "", User.name: ""}  # what a sign-up once wrote there: gone
     touched = (
         await User.update(
-            {User.password_changed_at: now, User.locale: locale, User.timezone: timezone} | held
+            {User.password_changed_at: now, User.locale: locale, User.timezone: timezone} | held  # type: ignore[arg-type]
         )
         .where((User.id == user.id) & User.email_confirmed.eq(False))
         .returning(User.id)

@@ -1,6 +1,6 @@
 from enum import StrEnum
 
-from piccolo.columns import Boolean, ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import Boolean, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -12,6 +12,7 @@ class Role(StrEnum):
 
 
 class User(Table, tablename="accounts_user"):
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
     email = Varchar(length=254, unique=True, null=False)  # normalised: see services.normalize_email
     password_hash = Varchar(length=255, null=False)
     role = Varchar(length=16, choices=Role, default=Role.client.value, null=False)
@@ -32,6 +33,7 @@ class User(Table, tablename="accounts_user"):
 
 
 class Expert(Table, tablename="accounts_expert"):
+    id: Serial
     user = ForeignKey(User, null=False, unique=True, on_delete=OnDelete.cascade)
     slug = Varchar(length=64, unique=True, null=False)
     display_name = Varchar(length=120, null=False)
@@ -48,6 +50,7 @@ class Expert(Table, tablename="accounts_expert"):
 class ApiToken(Table, tablename="accounts_api_token"):
     """A bearer token for the JSON API. Only its SHA-256 is stored."""
 
+    id: Serial
     user = ForeignKey(User, null=False, on_delete=OnDelete.cascade, index=True)
     token_hash = Varchar(length=64, unique=True, null=False)
     prefix = Varchar(length=12, null=False)
@@ -63,6 +66,7 @@ class Signup(Table, tablename="accounts_signup"):
     the first sign-up whose password is given with an emailed link becomes the account,
     and the others end with it."""
 
+    id: Serial
     user = ForeignKey(User, null=False, on_delete=OnDelete.cascade, index=True)
     password_hash = Varchar(length=255, null=False)
     name = Varchar(length=120, default="", null=False)
@@ -78,6 +82,8 @@ class PasswordReset(Table, tablename="accounts_password_reset"):
     """The one reset link an account may have: a newer request replaces it, a login or its
     use ends it. Only a hash of its secret is kept (the secret is HMAC(SECRET_KEY, seed))."""
 
+    id: Serial
+
     user = ForeignKey(User, null=False, unique=True, on_delete=OnDelete.cascade)
     token_hash = Varchar(length=64, unique=True, null=False)
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
@@ -87,6 +93,8 @@ class PasswordReset(Table, tablename="accounts_password_reset"):
 class EmailChange(Table, tablename="accounts_email_change"):
     """An address an account asked to move to, until its owner opens the link sent there
     (one per account: a newer request replaces it). Only a hash of the link's secret."""
+
+    id: Serial
 
     user = ForeignKey(User, null=False, unique=True, on_delete=OnDelete.cascade)
     new_email = Varchar(length=254, null=False)

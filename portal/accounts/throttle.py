@@ -182,10 +182,10 @@ class LoginThrottle:
             _ATTEMPT,
             4,
             *self._keys(email, ip),
-            *self.limits,
-            ADDRESS_WINDOW_S,
-            FAILURES_KEPT_S,
-            int(proven),
+            *self.limits,  # type: ignore[arg-type]  # redis-py encodes numbers too
+            ADDRESS_WINDOW_S,  # type: ignore[arg-type]
+            FAILURES_KEPT_S,  # type: ignore[arg-type]
+            int(proven),  # type: ignore[arg-type]
         )
         by = ("", "address", "account")[int(refused)]
         return Attempt(refused_by=by, wait_ms=int(wait_ms), account_ms=int(account_ms))
@@ -193,7 +193,7 @@ class LoginThrottle:
     async def succeeded(self, *, email: str, ip: str) -> None:
         """The attempt was right: take it back, forget this address's failures on the
         account, and remember the address as one the owner uses."""
-        await self.redis.eval(_SUCCEEDED, 4, *self._keys(email, ip), KNOWN_FOR_S)  # type: ignore[misc]
+        await self.redis.eval(_SUCCEEDED, 4, *self._keys(email, ip), KNOWN_FOR_S)  # type: ignore[misc,arg-type]
 
 
 class AddressThrottle:

@@ -11,6 +11,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 from urllib.parse import urlsplit
 
 from portal.accounts.tables import Expert
@@ -157,7 +158,10 @@ async def availability_save(expert: Expert, form: AvailabilityForm) -> Availabil
             Availability.meeting_url: url,
         }
     ).where(Availability.id == availability.id)
-    return await Availability.objects().get(Availability.id == availability.id)
+    saved = await Availability.objects().get(Availability.id == availability.id)
+    if saved is None:  # its expert deleted meanwhile
+        raise NotFound(N_("This expert does not exist."))
+    return saved
 
 
 async def feed_token_rotate(expert: Expert) -> str:
@@ -198,12 +202,13 @@ async def override_set(expert: Expert, *, day: date, hours: str, note: str) -> D
         raise ValidationFailed({"hours": N_("Write periods as 09:00-12:30, separated by commas.")})
     if (problem := check_periods(periods)) is not None:
         raise ValidationFailed({"hours": problem})
-    note, errors = note.strip()[:120], {}
+    note = note.strip()[:120]
+    errors: dict[str, str] = {}
     check_text(errors, "note", note)
     if errors:
         raise ValidationFailed(errors)
     encoded = json.dumps([[p.start, p.end] for p in sorted(periods, key=lambda p: p.start)])
-    values = {DateOverride.hours: encoded, DateOverride.note: note}
+    values: dict[Any, Any] = {DateOverride.hours: encoded, DateOverride.note: note}
     query = DateOverride.objects().where(
         (DateOverride.expert == expert.id) & (DateOverride.day == day)
     )

@@ -282,7 +282,7 @@ class _Window:
         return (start, end) if start < end else None
 
 
-def _bounds(component: icalendar.Component) -> tuple[date | datetime, date | datetime]:
+def _bounds(component: icalendar.Event) -> tuple[date | datetime, date | datetime]:
     """DTSTART and the end (DTEND, DURATION, or what RFC 5545 says without them)."""
     return component.start, component.end
 
@@ -313,7 +313,7 @@ def _occurrence(clock: _Clock, wall: datetime, length: timedelta) -> Span:
 class _Series:
     """One UID: its main event (the highest SEQUENCE) and its changed occurrences."""
 
-    def __init__(self, components: list[icalendar.Component], window: _Window) -> None:
+    def __init__(self, components: list[icalendar.Event], window: _Window) -> None:
         self.window = window
         masters = [c for c in components if "RECURRENCE-ID" not in c]
         self.master = max(masters, key=_sequence) if masters else None
@@ -334,10 +334,10 @@ class _Series:
                     excluded.add(self._key(clock, value))
                 else:
                     excluded_days.add(value)
-        moved: list[tuple[datetime | date, icalendar.Component]] = []
+        moved: list[tuple[datetime | date, icalendar.Event]] = []
         for change in sorted(self.changes, key=_sequence, reverse=True):
             recurrence_id = change["RECURRENCE-ID"]
-            key = self._key(clock, recurrence_id.dt)
+            key = self._key(clock, recurrence_id.dt)  # type: ignore[union-attr,arg-type]
             if key in excluded:  # removed, or replaced by a later SEQUENCE
                 continue
             excluded.add(key)
@@ -361,7 +361,7 @@ class _Series:
             return _as_date(clock.wall(value))
         return _utc(value, clock)
 
-    def _single(self, component: icalendar.Component) -> Iterator[Span]:
+    def _single(self, component: icalendar.Event) -> Iterator[Span]:
         start, end = _bounds(component)
         clock = _clock_of(start, self.window.expert, self.window.named)
         span = self.window.clip(*_occurrence(clock, clock.wall(start), _length(clock, start, end)))
@@ -373,7 +373,7 @@ class _Series:
         clock: _Clock,
         excluded: set[datetime | date],
         excluded_days: set[date],
-        moved: list[tuple[datetime | date, icalendar.Component]],
+        moved: list[tuple[datetime | date, icalendar.Event]],
         counter: _Counter,
     ) -> Iterator[Span]:
         assert self.master is not None
@@ -412,7 +412,7 @@ class _Series:
             for moved_key, change in reversed(moved):
                 if moved_key <= key:  # RANGE=THISANDFUTURE: moved like that occurrence
                     change_start, change_end = _bounds(change)
-                    shift = _utc(change_start, clock) - _utc(moved_key, clock)  # type: ignore[arg-type]
+                    shift = _utc(change_start, clock) - _utc(moved_key, clock)
                     begins = occurrence[0] + shift
                     occurrence = (begins, begins + _length(clock, change_start, change_end))
                     if not _is_busy(change):
@@ -463,8 +463,8 @@ def busy_read(data: bytes, start: datetime, end: datetime, *, tz: str) -> Busy:
         expert=ZoneInfo(tz),
         named=_zone_named(calendar.get("X-WR-TIMEZONE")),
     )
-    groups: dict[str, list[icalendar.Component]] = {}
-    for number, vevent in enumerate(calendar.walk("VEVENT")):
+    groups: dict[str, list[icalendar.Event]] = {}
+    for number, vevent in enumerate(calendar.events):
         groups.setdefault(str(vevent.get("UID", f"#{number}")), []).append(vevent)
     counter = _Counter()
     spans: list[Span] = []

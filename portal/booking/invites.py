@@ -9,6 +9,7 @@ from portal import i18n
 from portal.accounts.tables import Expert, User
 from portal.booking.ics import Event, feed, invite
 from portal.booking.tables import Availability, Booking, BookingStatus, CallMode
+from portal.errors import N_, NotFound
 from portal.i18n import gettext as _
 
 FEED_DAYS_BACK = 60
@@ -68,6 +69,8 @@ async def expert_feed(expert: Expert, availability: Availability, *, base_url: s
     """The expert's bookings from two months back, cancelled ones marked as such, said in
     the expert's language (the feed is fetched by their calendar's servers, not by them)."""
     owner = await User.objects().get(User.id == expert.user)
+    if owner is None:
+        raise NotFound(N_("This expert does not exist."))
     with i18n.speaking(owner.locale, availability.timezone):
         return await _feed(expert, availability, base_url=base_url)
 

@@ -484,6 +484,7 @@ async def _settle(
             }
         ).where(Booking.id == booking.id)
         ended = await Booking.objects().get(Booking.id == booking.id)
+        assert ended is not None  # locked and changed above, in this transaction
         await _recorded(ended, EVENTS[status])
         return ended
 
@@ -547,6 +548,8 @@ async def booking_move(
             code="too_late",
         )
     expert = await Expert.objects().get(Expert.id == booking.expert)
+    if expert is None:
+        raise NotFound(N_("This expert does not exist."))
     rules = (await _published(expert)).rules
     start = _aware(start)
     _check_start(start, rules, now)
@@ -572,6 +575,7 @@ async def booking_move(
                 }
             ).where((Booking.id == booking.id) & (Booking.status == BookingStatus.booked.value))
             moved = await Booking.objects().get(Booking.id == booking.id)
+            assert moved is not None  # locked and changed above, in this transaction
             await _recorded(moved, "booking.moved")
     except (ExclusionViolationError, DeadlockDetectedError) as exc:
         raise SlotTaken() from exc

@@ -14,6 +14,7 @@ from piccolo.columns import (
     ForeignKey,
     Integer,
     OnDelete,
+    Serial,
     Text,
     Timestamptz,
     Varchar,
@@ -33,6 +34,7 @@ class CallMode(StrEnum):
 class Availability(Table, tablename="booking_availability"):
     """When an expert takes bookings, and how calls and video calls happen."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
     expert = ForeignKey(Expert, null=False, unique=True, on_delete=OnDelete.cascade)
     timezone = Varchar(length=64, null=False)
     weekly = Text(null=False)  # JSON: {"mon": [["09:00", "12:30"], ...], ...}
@@ -48,6 +50,7 @@ class Availability(Table, tablename="booking_availability"):
 class DateOverride(Table, tablename="booking_date_override"):
     """Different hours on one date (a holiday: no hours at all)."""
 
+    id: Serial
     expert = ForeignKey(Expert, null=False, on_delete=OnDelete.cascade, index=True)
     day = Date(null=False)  # unique with expert (migration)
     hours = Text(default="[]", null=False)  # JSON: [["09:00", "12:00"]]; [] = closed
@@ -63,6 +66,7 @@ class CalendarStatus(StrEnum):
 class ExternalCalendar(Table, tablename="booking_external_calendar"):
     """An expert's other calendar (an ICS address): its busy times are never offered."""
 
+    id: Serial
     expert = ForeignKey(Expert, null=False, on_delete=OnDelete.cascade, index=True)
     url = Varchar(length=2000, null=False)
     name = Varchar(length=80, default="", null=False)
@@ -96,6 +100,7 @@ class Booking(Table, tablename="booking_booking"):
     buffer); SQLite checks inside an immediate transaction.
     """
 
+    id: Serial
     expert = ForeignKey(Expert, null=False, on_delete=OnDelete.restrict, index=True)
     client = ForeignKey(User, null=False, on_delete=OnDelete.restrict, index=True)
     channel = Varchar(length=8, null=False)  # call, video

@@ -84,6 +84,14 @@ async def _done(key: str) -> Entry | None:
     return await Entry.objects().where(Entry.idempotency_key == key).first()
 
 
+async def _hold(hold_id: int | None) -> Hold:
+    """A hold read again: after a change, or for an operation asked twice (its entry's)."""
+    held = await Hold.objects().get(Hold.id == hold_id)
+    if held is None:
+        raise NotFound(N_("This hold does not exist."))
+    return held
+
+
 async def _write(
     wallet: Wallet,
     *,
@@ -183,7 +191,7 @@ async def hold(*, wallet_id: int, amount: int, reference: str, key: str | None =
     key = key or f"hold:{reference}"
     async with _locked(wallet_id) as wallet:
         if (done := await _done(key)) is not None:
-            return await Hold.objects().get(Hold.id == done.hold)
+            return await _hold(done.hold)
         taken = await _take(wallet, amount, _now())
         held = Hold(wallet=wallet.id, reference=reference, amount=amount)
         await held.save()
@@ -254,7 +262,7 @@ async def capture(
         held = await Hold.objects().where(Hold.id == hold_id).first()
         key = key or f"capture:{held.reference if held else hold_id}"
         if (done := await _done(key)) is not None:
-            return await Hold.objects().get(Hold.id == done.hold)
+            return await _hold(done.hold)
         held = await _active_hold(wallet, hold_id)
         amount = held.amount if amount is None else amount
         if not 0 <= amount <= held.amount:
@@ -274,7 +282,7 @@ async def capture(
         await Hold.update(
             {Hold.status: HoldStatus.captured.value, Hold.captured: amount, Hold.ended_at: now}
         ).where(Hold.id == held.id)
-        return await Hold.objects().get(Hold.id == held.id)
+        return await _hold(held.id)
 
 
 async def release(*, wallet_id: int, hold_id: int, key: str | None = None) -> Hold:
@@ -283,20 +291,20 @@ async def release(*, wallet_id: int, hold_id: int, key: str | None = None) -> Ho
         held = await Hold.objects().where(Hold.id == hold_id).first()
         key = key or f"release:{held.reference if held else hold_id}"
         if (done := await _done(key)) is not None:
-            return await Hold.objects().get(Hold.id == done.hold)
+            return await _hold(done.hold)
         held = await _active_hold(wallet, hold_id)
         now = _now()
         await _give_back(wallet, held, held.amount, key, now)
         await Hold.update({Hold.status: HoldStatus.released.value, Hold.ended_at: now}).where(
             Hold.id == held.id
         )
-        return await Hold.objects().get(Hold.id == held.id)
+        return await _hold(held.id)
 
 
 async def finish(*, hold_id: int, amount: int, reference: str) -> Hold:
     """End a hold with what the exchange costs: `amount` captured (the rest released), or
     all of it released when the exchange costs nothing. Keys follow `reference`."""
-    held = await Hold.objects().get(Hold.id == hold_id)
+    held = await _hold(hold_id)
     if amount > 0:
         return await capture(
             wallet_id=held.wallet, hold_id=held.id, amount=amount, key=f"capture:{reference}"
@@ -417,6 +425,8 @@ async def balance(*, wallet_id: int) -> Balance:
 async def wallet_check(*, wallet_id: int) -> list[str]:
     """Every broken rule of one wallet, in words; empty when the wallet is sound."""
     wallet = await Wallet.objects().get(Wallet.id == wallet_id)
+    if wallet is None:
+        raise NotFound(N_("This wallet does not exist."))
     entries = await Entry.select(Entry.amount, Entry.held_change, Entry.kind, Entry.hold).where(
         Entry.wallet == wallet_id
     )

@@ -187,6 +187,7 @@ async def purchase_paid(
             values[Purchase.checkout_session] = checkout_session  # never written down before
         await Purchase.update(values).where(Purchase.id == purchase.id)
         paid = await Purchase.objects().get(Purchase.id == purchase.id)
+        assert paid is not None  # purchases are never deleted
         await record(
             "purchase.paid",
             f"purchase:{paid.id}:paid",  # once: the key names the purchase

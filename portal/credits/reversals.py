@@ -248,7 +248,9 @@ async def charge_learnt(*, charge: str, payment_intent: str) -> None:
         .returning(Purchase.id)
     )
     for row in learnt:
-        await waiting_apply(await Purchase.objects().get(Purchase.id == row["id"]))
+        paid = await Purchase.objects().get(Purchase.id == row["id"])
+        assert paid is not None  # purchases are never deleted
+        await waiting_apply(paid)
 
 
 async def charge_recall(purchase: Purchase) -> None:

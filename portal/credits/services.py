@@ -166,7 +166,7 @@ ENTRY_COLUMNS = (
 )
 
 
-async def entries_of(*, wallet_id: int) -> list[dict[str, object]]:
+async def entries_of(*, wallet_id: int) -> list[dict[str, Any]]:
     """The wallet's ledger, oldest first, each entry with the balances after it."""
     rows = await Entry.select(*ENTRY_COLUMNS).where(Entry.wallet == wallet_id).order_by(Entry.id)
     available = held = 0

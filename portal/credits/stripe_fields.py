@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, Literal, TypeGuard, overload
 
 from portal.validation import whole_number
 
@@ -66,10 +66,14 @@ def amount(obj: dict[str, Any], name: str) -> int:
     return value
 
 
-def is_id(value: Any) -> bool:
+def is_id(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and STRIPE_ID.fullmatch(value) is not None
 
 
+@overload
+def ref(obj: dict[str, Any], name: str, *, required: Literal[True]) -> str: ...
+@overload
+def ref(obj: dict[str, Any], name: str, *, required: bool = False) -> str | None: ...
 def ref(obj: dict[str, Any], name: str, *, required: bool = False) -> str | None:
     """A Stripe id (`ch_...`, `pi_...`, `dp_...`); None when absent and not required."""
     value = obj.get(name)
@@ -77,7 +81,7 @@ def ref(obj: dict[str, Any], name: str, *, required: bool = False) -> str | None
         return None
     if not is_id(value):
         raise Malformed(f"{name} is {shown(value)}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def status(obj: dict[str, Any], name: str) -> str:

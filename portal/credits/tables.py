@@ -1,6 +1,6 @@
 from enum import StrEnum
 
-from piccolo.columns import ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -30,6 +30,7 @@ class Wallet(Table, tablename="credits_wallet"):
     """A client's credits with one expert. `available` and `held` are caches of the ledger,
     changed only in the transaction that writes the entries they sum."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
     client = ForeignKey(User, null=False, on_delete=OnDelete.restrict, index=True)
     expert = ForeignKey(Expert, null=False, on_delete=OnDelete.restrict, index=True)
     available = Integer(default=0, null=False)
@@ -40,6 +41,7 @@ class Wallet(Table, tablename="credits_wallet"):
 class Lot(Table, tablename="credits_lot"):
     """Credits that arrived together (a purchase, a grant) and expire together."""
 
+    id: Serial
     wallet = ForeignKey(Wallet, null=False, on_delete=OnDelete.restrict, index=True)
     reference = Varchar(length=80, null=False)  # "purchase:12", "adjust:<key>"
     credits = Integer(null=False)  # as granted
@@ -51,6 +53,7 @@ class Lot(Table, tablename="credits_lot"):
 class Hold(Table, tablename="credits_hold"):
     """Credits reserved for an exchange; ends once: captured, released or expired."""
 
+    id: Serial
     wallet = ForeignKey(Wallet, null=False, on_delete=OnDelete.restrict, index=True)
     reference = Varchar(length=80, null=False, unique=True)  # "booking:7", "question:3"
     amount = Integer(null=False)
@@ -63,6 +66,7 @@ class Hold(Table, tablename="credits_hold"):
 class HoldPart(Table, tablename="credits_hold_part"):
     """Which lots a hold took its credits from (oldest expiry first), to give them back."""
 
+    id: Serial
     hold = ForeignKey(Hold, null=False, on_delete=OnDelete.restrict, index=True)
     lot = ForeignKey(Lot, null=False, on_delete=OnDelete.restrict)
     amount = Integer(null=False)
@@ -72,6 +76,7 @@ class Entry(Table, tablename="credits_entry"):
     """The append-only ledger. `amount` is the change of the available balance, except for
     `capture`, which spends held credits (0 change of available, `held_change` < 0)."""
 
+    id: Serial
     wallet = ForeignKey(Wallet, null=False, on_delete=OnDelete.restrict, index=True)
     kind = Varchar(length=16, choices=EntryKind, null=False)
     amount = Integer(null=False)  # change of `available`
@@ -96,6 +101,7 @@ class Purchase(Table, tablename="credits_purchase"):
     """A credit pack bought (or being bought): what was sold, at what price, under which
     charter version. Its id is the Checkout idempotency key and client_reference_id."""
 
+    id: Serial
     client = ForeignKey(User, null=False, on_delete=OnDelete.restrict, index=True)
     expert = ForeignKey(Expert, null=False, on_delete=OnDelete.restrict, index=True)
     pack = ForeignKey(CreditPack, null=True, default=None, on_delete=OnDelete.set_null)
@@ -132,6 +138,7 @@ class Purchase(Table, tablename="credits_purchase"):
 class StripeEvent(Table, tablename="credits_stripe_event"):
     """Every verified webhook event, stored once before it is acted on."""
 
+    id: Serial
     event_id = Varchar(length=255, null=False, unique=True)
     type = Varchar(length=80, null=False)
     payload = Text(null=False)
@@ -147,6 +154,7 @@ class Dispute(Table, tablename="credits_dispute"):
     charge's first dispute moves credits, keyed on its id: `taken` while it is open, given
     back if it closes in the client's favour, kept if lost."""
 
+    id: Serial
     dispute_id = Varchar(length=255, null=False, unique=True)
     purchase = ForeignKey(Purchase, null=False, on_delete=OnDelete.restrict, index=True)
     status = Varchar(length=32, null=False)

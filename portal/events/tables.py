@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from piccolo.columns import BigInt, Text, Timestamptz, Varchar
+from piccolo.columns import BigInt, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -16,6 +16,8 @@ class Event(Table, tablename="events_event"):
     running, so a consumer never passes an event that commits later with a smaller id.
     """
 
+    id: Serial
+
     kind = Varchar(length=40, null=False)  # booking.created, purchase.paid, ...
     key = Varchar(length=200, null=False, unique=True)
     data = Text(null=False, default="{}")  # JSON: the ids it concerns, what changed
@@ -25,6 +27,8 @@ class Event(Table, tablename="events_event"):
 
 class Cursor(Table, tablename="events_cursor"):
     """How far one consumer has read: moved in the transaction of the consumer's effect."""
+
+    id: Serial
 
     consumer = Varchar(length=40, null=False, unique=True)
     txid = BigInt(null=False, default=0)

@@ -12,6 +12,7 @@ from portal.accounts.tables import Expert, User
 from portal.booking.invites import client_invite
 from portal.booking.tables import Booking
 from portal.credits.tables import Purchase
+from portal.errors import N_, NotFound
 from portal.i18n import gettext as _
 from portal.i18n import ngettext
 from portal.notify.services import Email, notify
@@ -32,12 +33,26 @@ def _url(path: str) -> str:
     return get_settings().base_url + path
 
 
+async def _expert(expert_id: int) -> Expert:
+    expert = await Expert.objects().get(Expert.id == expert_id)
+    if expert is None:
+        raise NotFound(N_("This expert does not exist."))
+    return expert
+
+
+async def _user(user_id: int) -> User:
+    user = await User.objects().get(User.id == user_id)
+    if user is None:
+        raise NotFound()
+    return user
+
+
 async def booking_changed(booking: Booking, change: str) -> None:
     """Tell the client (with the calendar invite or cancellation) and the expert that a
     booking was made, moved or cancelled. `change`: booked, moved, cancelled."""
-    expert = await Expert.objects().get(Expert.id == booking.expert)
-    client = await User.objects().get(User.id == booking.client)
-    expert_user = await User.objects().get(User.id == expert.user)
+    expert = await _expert(booking.expert)
+    client = await _user(booking.client)
+    expert_user = await _user(expert.user)
     page = f"/me/bookings/{booking.id}"
     invite = client_invite(booking, expert, client, base_url=get_settings().base_url, page=page)
     method = "CANCEL" if change == "cancelled" else "REQUEST"
@@ -95,8 +110,8 @@ async def booking_changed(booking: Booking, change: str) -> None:
 
 async def question_asked(question: Question) -> None:
     """Tell the expert a question is waiting, and by when to answer it."""
-    expert = await Expert.objects().get(Expert.id == question.expert)
-    expert_user = await User.objects().get(User.id == expert.user)
+    expert = await _expert(question.expert)
+    expert_user = await _user(expert.user)
 
     def compose() -> Email:
         when = i18n.format_datetime_in(question.due_at, i18n.current_timezone())
@@ -118,8 +133,8 @@ async def question_asked(question: Question) -> None:
 
 async def question_answered(question: Question) -> None:
     """Tell the client the answer is there, and what it costs."""
-    client = await User.objects().get(User.id == question.client)
-    expert = await Expert.objects().get(Expert.id == question.expert)
+    client = await _user(question.client)
+    expert = await _expert(question.expert)
 
     def compose() -> Email:
         kind = _("expertise (billed)") if question.billable else _("coordination (free)")
@@ -141,8 +156,8 @@ async def question_answered(question: Question) -> None:
 
 
 async def purchase_receipt(purchase: Purchase) -> None:
-    client = await User.objects().get(User.id == purchase.client)
-    expert = await Expert.objects().get(Expert.id == purchase.expert)
+    client = await _user(purchase.client)
+    expert = await _expert(purchase.expert)
 
     def compose() -> Email:
         credits = ngettext("%(num)d credit", "%(num)d credits", purchase.credits) % {
@@ -173,7 +188,7 @@ async def purchase_receipt(purchase: Purchase) -> None:
 
 async def booking_reminder(booking: Booking, user: User, lead: timedelta) -> None:
     """A booking soon, told to the client or the expert (`user`)."""
-    expert = await Expert.objects().get(Expert.id == booking.expert)
+    expert = await _expert(booking.expert)
     for_client = user.id == booking.client
     hours = int(lead.total_seconds() // 3600)
 
@@ -219,7 +234,7 @@ async def deadline_soon(question: Question, user: User) -> None:
 async def credits_expiring(
     lot_id: int, remaining: int, expires_at: datetime, expert_id: int, user: User
 ) -> None:
-    expert = await Expert.objects().get(Expert.id == expert_id)
+    expert = await _expert(expert_id)
 
     def compose() -> Email:
         when = i18n.format_datetime_in(expires_at, i18n.current_timezone())

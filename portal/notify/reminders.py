@@ -92,6 +92,8 @@ async def _credit_notices(now: datetime) -> None:
             continue
         if wallet.expert not in cheapest:
             expert = await Expert.objects().get(Expert.id == wallet.expert)
+            if expert is None:
+                continue
             current = await version_current(expert=expert)
             rules = current.rules if current else None
             prices = (

@@ -217,6 +217,8 @@ async def send_one(notification_id: int, outbox: Outbox, now: datetime | None = 
     if not taken:
         return False
     notification = await Notification.objects().get(Notification.id == notification_id)
+    if notification is None:  # gone since it was taken (an unconfirmed address purged)
+        return False
     try:
         message = message_of(notification, outbox.sender)
         await asyncio.to_thread(outbox.send, message, notification.id)

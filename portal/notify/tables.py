@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from piccolo.columns import ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
+from piccolo.columns import ForeignKey, Integer, OnDelete, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -20,6 +20,7 @@ class NotificationStatus(StrEnum):
 
 
 class Notification(Table, tablename="notify_notification"):
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
     user = ForeignKey(User, null=False, on_delete=OnDelete.cascade, index=True)
     kind = Varchar(length=40, null=False)  # booking_confirmed, question_answered, ...
     key = Varchar(length=160, null=False, unique=True)  # one email per event

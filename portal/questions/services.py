@@ -331,6 +331,7 @@ async def answer(
             }
         ).where(Question.id == question.id)
         answered = await Question.objects().get(Question.id == question_id)
+        assert answered is not None  # locked and changed above, in this transaction
         await record(
             "question.answered",
             f"question:{answered.id}:answered",

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from piccolo.columns import Boolean, ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
+from piccolo.columns import (
+    Boolean,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Serial,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -25,6 +34,7 @@ class QuestionStatus(StrEnum):
 
 
 class Question(Table, tablename="questions_question"):
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
     expert = ForeignKey(Expert, null=False, on_delete=OnDelete.restrict, index=True)
     client = ForeignKey(User, null=False, on_delete=OnDelete.restrict, index=True)
     thread = Integer(null=True, default=None, index=True)  # the first question's id; None: it

@@ -1,5 +1,7 @@
 """HTTP glue, one module per area. Handlers parse input, call a service, render."""
 
+from litestar.types import ControllerRouterHandler
+
 from portal.routes import (
     accounts,
     api,
@@ -18,7 +20,7 @@ from portal.routes import (
     webhooks,
 )
 
-ROUTES = [
+ROUTES: list[ControllerRouterHandler] = [
     *public.ROUTES,
     *ops.ROUTES,
     *accounts.ROUTES,

@@ -135,7 +135,7 @@ async def charter_get(request: Request[Any, Any, Any]) -> DraftOut:
     responses=ERRORS,
     tags=["expert"],
 )
-async def charter_put(request: Request[Any, Any, Any], data: JSONBody[RulesIn]) -> DraftOut:
+async def charter_put(request: Request[Any, Any, Any], data: JSONBody[RulesIn]) -> DraftOut:  # type: ignore[valid-type]
     """Replace the draft with a whole set of rules (every field is required, so a forgotten
     one is refused rather than reset); 422 with a message per rule."""
     expert = await current_expert(request)

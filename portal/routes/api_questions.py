@@ -13,7 +13,7 @@ from litestar.params import FromQuery, JSONBody
 
 from portal.accounts.tables import Expert
 from portal.charter.services import expert_by_slug
-from portal.errors import ValidationFailed
+from portal.errors import N_, NotFound, ValidationFailed
 from portal.params import JsonId, PathId, Slug
 from portal.questions.services import answer, ask, question_for
 from portal.questions.tables import Question
@@ -76,6 +76,8 @@ def _out(question: Question, expert_slug: str) -> QuestionOut:
 
 async def _slug(question: Question) -> str:
     expert = await Expert.objects().get(Expert.id == question.expert)
+    if expert is None:
+        raise NotFound(N_("This expert does not exist."))
     return expert.slug
 
 

@@ -315,6 +315,8 @@ async def book_submit(request: Request[Any, Any, Any], slug: Slug, data: Form) -
 
 async def _booking_context(booking: Booking) -> dict[str, Any]:
     expert = await Expert.objects().get(Expert.id == booking.expert)
+    if expert is None:
+        raise NotFound(N_("This expert does not exist."))
     availability = await availability_of(expert)
     terms = terms_of(booking)
     now = datetime.now(UTC)

@@ -11,7 +11,7 @@ from portal.accounts.tables import Expert, User
 from portal.booking.invites import client_invite, expert_feed
 from portal.booking.services import booking_of_client
 from portal.booking.tables import Availability, Booking, BookingStatus
-from portal.errors import NotFound
+from portal.errors import N_, NotFound
 from portal.params import PathId
 from portal.settings import Settings
 from portal.web.auth import current_user, login_required
@@ -25,6 +25,8 @@ async def invite_response(
 ) -> Response[bytes]:
     """The client's invite for one of their bookings, as a calendar file."""
     expert = await Expert.objects().get(Expert.id == booking.expert)
+    if expert is None:
+        raise NotFound(N_("This expert does not exist."))
     page = request.app.route_reverse("booking_page", booking_id=booking.id)
     body = client_invite(booking, expert, user, base_url=settings.base_url, page=page)
     method = "CANCEL" if booking.status == BookingStatus.cancelled.value else "REQUEST"
@@ -61,6 +63,8 @@ async def feed(filename: FromPath[str], settings: SettingsDep) -> Response[bytes
     if availability is None:
         raise NotFound()
     expert = await Expert.objects().get(Expert.id == availability.expert)
+    if expert is None:
+        raise NotFound()
     body = await expert_feed(expert, availability, base_url=settings.base_url)
     return Response(body, media_type=ICS, headers={"Cache-Control": "private, max-age=300"})
 

@@ -9,6 +9,7 @@ from typing import Any
 from arq.connections import ArqRedis
 from litestar import Request, Response, Router, get, post
 from litestar.plugins.flash import flash
+from litestar.plugins.htmx import HTMXRequest
 
 from portal.accounts.services import expert_update_profile, user_by_email
 from portal.accounts.tables import Expert
@@ -164,7 +165,7 @@ async def charter_save(request: Request[Any, Any, Any], data: Form) -> Response[
 
 
 @post("/charter/preview", name="expert_charter_preview")
-async def charter_preview(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+async def charter_preview(request: HTMXRequest, data: Form) -> Response[Any]:
     """The charter as clients would read it, from the form being typed (nothing saved)."""
     expert = await current_expert(request)
     form = _form_strings(data)

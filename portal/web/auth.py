@@ -28,7 +28,7 @@ def is_api(scope: Scope) -> bool:
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
-    return connection.scope.get("user")  # type: ignore[return-value]
+    return connection.scope.get("user")
 
 
 class AuthMiddleware(ASGIMiddleware):
@@ -52,7 +52,7 @@ class AuthMiddleware(ASGIMiddleware):
         else:
             session = scope.get("session") or {}
             user_id = session.get(SESSION_USER) if isinstance(session, dict) else None
-            if user_id is not None:
+            if user_id is not None and isinstance(session, dict):
                 user = await user_by_id(user_id)
                 if user is None or _older_than_password(session, user):
                     user = None

@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection, Request
@@ -113,7 +113,7 @@ class CSRFMiddleware(ASGIMiddleware):
             scope[SCOPE_SET_COOKIE] = browser  # type: ignore[literal-required]
         scope[SCOPE_BROWSER] = browser  # type: ignore[literal-required]
         publish(scope, self)
-        if scope["method"] not in SAFE_METHODS:
+        if scope["method"] not in SAFE_METHODS:  # type: ignore[typeddict-item]  # HTTP only
             if not self._from_our_pages(request):
                 raise PermissionDeniedException("CSRF check failed: another origin")
             if not (came_with_cookie and await self._verified(request)):
@@ -148,7 +148,7 @@ class CSRFMiddleware(ASGIMiddleware):
 
     def _send_with_cookie(self, scope: Scope, send: Send) -> Send:
         async def send_wrapper(message: Message) -> None:
-            value = scope.get(SCOPE_SET_COOKIE)  # type: ignore[misc]
+            value = cast("str | None", scope.get(SCOPE_SET_COOKIE))
             if value and message["type"] == "http.response.start":
                 cookie = Cookie(key=self.cookie, value=value, **self.cookie_params)
                 MutableScopeHeaders.from_message(message).add(
@@ -161,7 +161,7 @@ class CSRFMiddleware(ASGIMiddleware):
 
 def publish(scope: Scope, middleware: CSRFMiddleware) -> None:
     """The token forms and htmx send from now on (`csrf_input`, `csrf_token()`)."""
-    scope["portal.csrf"] = middleware  # type: ignore[literal-required]
+    scope["portal.csrf"] = middleware  # type: ignore[typeddict-unknown-key]
     ScopeState.from_scope(scope).csrf_token = middleware.token(scope)
 
 
@@ -174,7 +174,7 @@ def renew(connection: ASGIConnection[Any, Any, Any, Any], *, logged_in: bool) ->
         session[SESSION_CSRF] = new_secret()
     else:
         session.pop(SESSION_CSRF, None)
-    middleware = scope.get("portal.csrf")  # type: ignore[misc]
+    middleware = cast("CSRFMiddleware | None", scope.get("portal.csrf"))
     if middleware is None:
         return  # a path without CSRF protection
     browser = new_secret()

@@ -36,5 +36,5 @@ def render(
     assert engine is not None
     template = engine.get_template(template_name)
     full_context = Template(template_name, context=context).create_template_context(request)
-    html = "".join(template.blocks[block](template.new_context(full_context)))  # type: ignore[attr-defined]
+    html = "".join(template.blocks[block](template.new_context(full_context)))
     return Response(html, media_type=HTML, status_code=status_code, headers=headers)

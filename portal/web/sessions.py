@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -64,7 +65,7 @@ class PortalSessionBackend(ServerSideSessionBackend):
         return {}
 
     def get_session_id(self, connection: ASGIConnection) -> str:
-        session_id = connection.scope.get(SCOPE_SID)  # type: ignore[misc]
+        session_id = cast("str | None", connection.scope.get(SCOPE_SID))
         if not session_id:
             session_id = self.generate_session_id()
             connection.scope[SCOPE_SID] = session_id  # type: ignore[literal-required]
@@ -74,11 +75,11 @@ class PortalSessionBackend(ServerSideSessionBackend):
         self, scope_session: ScopeSession, message: Message, connection: ASGIConnection
     ) -> None:
         store = self.config.get_store_from_app(connection.scope["app"])
-        retired = connection.scope.get(SCOPE_RETIRED, ())  # type: ignore[misc]
+        retired = cast("Sequence[str]", connection.scope.get(SCOPE_RETIRED, ()))
         for session_id in retired:
             await self.delete(session_id, store=store)
         had_cookie = bool(connection.cookies.get(self.config.key))
-        stored = connection.scope.get(SCOPE_STORED)  # type: ignore[misc]
+        stored = cast("str | None", connection.scope.get(SCOPE_STORED))
         if scope_session is Empty or not scope_session:
             if stored and stored not in retired:
                 await self.delete(stored, store=store)
@@ -118,12 +119,12 @@ class PortalRedisStore(RedisStore):
 
 @dataclass
 class PortalSessionConfig(ServerSideSessionConfig):
-    _backend_class = PortalSessionBackend  # type: ignore[assignment]
+    _backend_class = PortalSessionBackend
 
 
 def _rotate(connection: ASGIConnection) -> str:
     """Give this session a fresh id; the old one is deleted when the response goes out."""
-    old = connection.scope.get(SCOPE_SID)  # type: ignore[misc]
+    old = connection.scope.get(SCOPE_SID)
     if old:
         connection.scope.setdefault(SCOPE_RETIRED, []).append(old)  # type: ignore[misc]
     session_id = secrets.token_hex(SESSION_ID_BYTES)
@@ -143,16 +144,16 @@ async def login(request: Request, redis: Redis, user_id: int) -> None:
     request.session[SESSION_AUTH_AT] = time.time()
     csrf.renew(request, logged_in=True)
     key = _user_sessions_key(user_id)
-    await redis.sadd(key, session_id)
+    await redis.sadd(key, session_id)  # type: ignore[misc]
     await redis.expire(key, SESSION_MAX_AGE)
 
 
 async def logout(request: Request, redis: Redis) -> None:
     """End the session server-side: its data is deleted from the store."""
     user_id = request.session.get(SESSION_USER)
-    session_id = request.scope.get(SCOPE_SID)  # type: ignore[misc]
+    session_id = cast("str | None", request.scope.get(SCOPE_SID))
     if user_id is not None and session_id:
-        await redis.srem(_user_sessions_key(user_id), session_id)
+        await redis.srem(_user_sessions_key(user_id), session_id)  # type: ignore[misc]
     _rotate(request)  # whatever is stored next (a flash message) lives under a new id
     request.session.clear()
     csrf.renew(request, logged_in=False)
@@ -162,7 +163,7 @@ async def end_other_sessions(request: Request, redis: Redis, user_id: int) -> No
     """After a password change: this browser stays in (under a new id), every other is out."""
     store = request.app.stores.get(STORE_NAME)
     key = _user_sessions_key(user_id)
-    for member in await redis.smembers(key):
+    for member in await redis.smembers(key):  # type: ignore[misc]
         await store.delete(member.decode() if isinstance(member, bytes) else member)
     await redis.delete(key)
     await login(request, redis, user_id)
