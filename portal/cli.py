@@ -193,6 +193,22 @@ def _payments_missing(settings: Settings) -> str | None:
     return None
 
 
+def cmd_events_retry(args: argparse.Namespace, settings: Settings) -> int:
+    """Try again, now, the events a consumer could not act on; exit 1 if some still fail.
+    (The worker does it every 10 minutes; this is for right after a fix.)"""
+    from portal.consumers import CONSUMERS
+    from portal.events.consume import retry_failed
+
+    async def run() -> dict[str, tuple[int, int]]:
+        return {consumer.name: await retry_failed(consumer) for consumer in CONSUMERS}
+
+    still = 0
+    for name, (done, failing) in _run_async(run()).items():
+        print(f"{name}: {done} done, {failing} still failing")
+        still += failing
+    return 1 if still else 0
+
+
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     if (missing := _payments_missing(settings)) is not None:
         print(f"error: {missing}", file=sys.stderr)
@@ -346,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="now, what the worker does on its own: ask Stripe about purchases open for "
         "30 minutes, expire credits past their date",
     ).set_defaults(func=cmd_credits_reconcile)
+    events = sub.add_parser("events", help="the domain event log and its consumers")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    events_sub.add_parser(
+        "retry", help="try again the events a consumer could not act on (see /healthz)"
+    ).set_defaults(func=cmd_events_retry)
     return parser
 
 

@@ -11,6 +11,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from portal import db
+from portal.consumers import CONSUMERS
+from portal.events.consume import consumers_state
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,10 @@ async def _check(coro: Any) -> tuple[bool, str | None]:
     return True, None
 
 
+async def _into(target: dict[str, Any], coro: Any) -> None:
+    target.update(await coro)
+
+
 async def health_report(redis: Redis) -> tuple[bool, dict[str, Any]]:
     """(healthy, report): healthy when the database, Redis and a worker all answer."""
     db_ok, db_error = await _check(db.ping())
@@ -76,10 +82,15 @@ async def health_report(redis: Redis) -> tuple[bool, dict[str, Any]]:
                 ok=age <= HEARTBEAT_STALE_S,
             )
     healthy = db_ok and redis_ok and worker["ok"]
+    events: dict[str, Any] = {}
+    if db_ok:
+        names = [consumer.name for consumer in CONSUMERS]
+        await _check(_into(events, consumers_state(names)))
     report = {
         "status": "ok" if healthy else "unavailable",
         "database": {"ok": db_ok, "engine": db.get_engine().engine_type, "error": db_error},
         "redis": {"ok": redis_ok, "error": redis_error},
         "worker": worker,
+        "events": events,  # per consumer: waiting, oldest_waiting_s, failed
     }
     return healthy, report

@@ -19,11 +19,11 @@ from portal.accounts.signup import signups_purge
 from portal.booking.services import bookings_confirm_due
 from portal.booking.sync import calendar_sync, calendars_sync
 from portal.booking.tables import ExternalCalendar
+from portal.consumers import CONSUMERS
 from portal.credits.reconcile import purchases_reconcile
 from portal.credits.services import lots_expire
-from portal.events.consume import consume
+from portal.events.consume import consume, retry_failed
 from portal.events.log import recording
-from portal.notify.consumer import NOTIFY
 from portal.notify.reminders import reminders_due
 from portal.notify.services import Outbox, notifications_send_due
 from portal.ops import record_heartbeat, record_sweep
@@ -43,9 +43,6 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await db.close_pool()
 
 
-CONSUMERS = (NOTIFY,)
-
-
 async def process_events(ctx: dict[str, Any]) -> dict[str, int]:
     """Let every consumer read the event log up to now; the emails written go at once.
     Queued after a write that recorded events, and run every 5 seconds as the sweep."""
@@ -53,6 +50,18 @@ async def process_events(ctx: dict[str, Any]) -> dict[str, int]:
     if read["notify"]:
         await send_notifications(ctx)
     return read
+
+
+async def retry_failed_events(ctx: dict[str, Any]) -> dict[str, int]:
+    """Try again the events a consumer could not act on (a template fixed since, say)."""
+    done = {}
+    for consumer in CONSUMERS:
+        done[consumer.name], failing = await retry_failed(consumer)
+        if failing:
+            log.warning("%s: %s events still fail (see /healthz)", consumer.name, failing)
+    if any(done.values()):
+        await send_notifications(ctx)
+    return done
 
 
 async def _then_events(ctx: dict[str, Any], work: Any) -> Any:
@@ -160,6 +169,7 @@ class WorkerSettings:
         settle_questions,
         send_notifications,
         process_events,
+        retry_failed_events,
         send_reminders,
         purge_signups,
     ]
@@ -168,6 +178,7 @@ class WorkerSettings:
         cron(settle_questions, second=40, run_at_startup=True),
         cron(send_notifications, second={5, 20, 35, 50}, run_at_startup=True),
         cron(process_events, second=set(range(2, 60, 5)), run_at_startup=True),
+        cron(retry_failed_events, minute=set(range(3, 60, 10)), second=45),
         cron(send_reminders, second=55, run_at_startup=True),
         cron(sync_calendars, minute=set(range(0, 60, 5)), second=30, run_at_startup=True),
         cron(heartbeat, second={0, 15, 30, 45}, run_at_startup=True, unique=False),

@@ -159,7 +159,8 @@ async def _signup_write(email: str, fields: dict[str, str], now: datetime) -> No
         if signup.link_sent:
             await record(
                 "account.signup_requested",
-                f"signup:{user.id}:{signup.id}",
+                # Ids come again on SQLite once purged: the moment makes the key new.
+                f"signup:{user.id}:{signup.id}:{now.timestamp():.6f}",
                 user=user.id,
                 signup=signup.id,
                 at=now.isoformat(),

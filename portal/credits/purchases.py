@@ -168,6 +168,8 @@ async def purchase_paid(
     The caller has checked that the payment matches (`session_mismatch`)."""
     wallet = await ledger.wallet_for(client_id=purchase.client, expert_id=purchase.expert)
     async with write_transaction():  # the credits, the purchase paid and its event at once
+        if is_postgres():  # the purchase, then its wallet: the order refunds lock them in
+            await Purchase.select(Purchase.id).where(Purchase.id == purchase.id).lock_rows()
         paid_at = purchase.paid_at or datetime.now(UTC)
         entry = await ledger.grant(
             wallet_id=wallet.id,
@@ -198,7 +200,7 @@ async def purchase_paid(
             price_minor=paid.price_minor,
             currency=paid.currency,
         )
-        await charge_recall(paid)  # refunds or disputes that came first
+    await charge_recall(paid)  # refunds or disputes that came first, once the credits are in
     return paid
 
 

@@ -42,8 +42,10 @@ async def wallet_adjust(
         errors["reason"] = N_("At most 300 characters.")
     if errors:
         raise ValidationFailed(errors)
+    # Made (or found) first: its creation, raced, recovers outside a transaction only.
+    wallet = await ledger.wallet_for(client_id=client_id, expert_id=expert_id)
     async with write_transaction():
-        entry = await _adjusted(client_id, expert_id, credits, reason, validity_months, key)
+        entry = await _adjusted(wallet.id, credits, reason, validity_months, key)
         await record(
             "wallet.adjusted",
             f"wallet:{entry.wallet}:adjusted:{key}",
@@ -57,13 +59,12 @@ async def wallet_adjust(
 
 
 async def _adjusted(
-    client_id: int, expert_id: int, credits: int, reason: str, validity_months: int, key: str
+    wallet_id: int, credits: int, reason: str, validity_months: int, key: str
 ) -> Entry:
-    wallet = await ledger.wallet_for(client_id=client_id, expert_id=expert_id)
     reference = f"adjust:{key}"
     if credits > 0:
         return await ledger.grant(
-            wallet_id=wallet.id,
+            wallet_id=wallet_id,
             credits=credits,
             reference=reference,
             key=reference,
@@ -72,7 +73,7 @@ async def _adjusted(
             memo=reason,
         )
     return await ledger.debit(
-        wallet_id=wallet.id, credits=-credits, reference=reference, key=reference, memo=reason
+        wallet_id=wallet_id, credits=-credits, reference=reference, key=reference, memo=reason
     )
 
 

@@ -3,26 +3,66 @@
 A round locks the consumer's cursor, reads the next events, applies the consumer's
 effect for each, and moves the cursor, all in one transaction: the effect and the move
 are kept or lost together, so each event is acted on once with several workers (they
-queue on the cursor) and after a crash (the round is rolled back and read again). An
-event the consumer cannot act on (a bug, a row gone) is logged and passed, inside a
-savepoint, so it never stops the events after it.
+queue on the cursor) and after a crash (the round is rolled back and read again).
+
+When acting on an event fails:
+- for a reason that passes (the database unreachable, a lock or deadlock, a timeout), the
+  round is rolled back and the cursor stays: the next wake-up or sweep reads it again;
+- for a reason in the event itself (a bug, a row gone), its own writes are undone (a
+  savepoint), it is written down as a Failure and passed, so it never holds up the events
+  after it; `retry_failed` tries it again later (the worker every 10 minutes, or
+  `portal events retry`) until it succeeds or RETRIES run out.
+
+Rounds are short: BATCH events at most (fewer on SQLite, whose writers wait for the round,
+and below PostgreSQL's 64 subtransactions a snapshot can track).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from asyncpg.exceptions import (
+    DeadlockDetectedError,
+    InterfaceError,
+    LockNotAvailableError,
+    PostgresConnectionError,
+    QueryCanceledError,
+    SerializationError,
+    TooManyConnectionsError,
+)
+
 from portal.db import is_postgres, write_transaction
-from portal.events.tables import Cursor, Event
+from portal.events.tables import Cursor, Event, Failure
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
+BATCH_POSTGRES = 50
+BATCH_SQLITE = 20
+RETRIES = 12
+# What fails for a while, not for the event: the round is tried again whole.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    sqlite3.OperationalError,
+    PostgresConnectionError,
+    InterfaceError,
+    DeadlockDetectedError,
+    LockNotAvailableError,
+    QueryCanceledError,
+    SerializationError,
+    TooManyConnectionsError,
+)
+
+
+def batch() -> int:
+    return BATCH_POSTGRES if is_postgres() else BATCH_SQLITE
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,34 +129,45 @@ async def _next(cursor: dict[str, Any], limit: int) -> list[dict[str, Any]]:
 
 
 def _recorded(row: dict[str, Any]) -> Recorded:
+    at = row["recorded_at"]
     return Recorded(
         id=row["id"],
         kind=row["kind"],
         key=row["key"],
         data=json.loads(row["data"]),
-        recorded_at=row["recorded_at"],
+        recorded_at=datetime.fromisoformat(at) if isinstance(at, str) else at,
     )
 
 
-async def consume_round(consumer: Consumer, limit: int = BATCH) -> int:
+async def _act(consumer: Consumer, event: Recorded, transaction: Any) -> str | None:
+    """Act on one event inside a savepoint: None when done, else the error (its writes
+    undone). A transient error is raised: the whole round goes."""
+    savepoint = await transaction.savepoint()
+    try:
+        await consumer.handle(event)
+        await savepoint.release()
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        await savepoint.rollback_to()
+        log.exception("%s: event %s (%s) failed", consumer.name, event.id, event.key)
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return None
+
+
+async def consume_round(consumer: Consumer, limit: int | None = None) -> int:
     """One round: up to `limit` events read and acted on; how many were read."""
     async with write_transaction() as transaction:
         cursor = await _locked_cursor(consumer.name)
-        rows = await _next(cursor, limit)
+        rows = await _next(cursor, limit or batch())
         if not rows:
             return 0
         for row in rows:
             if row["kind"] not in consumer.kinds:
                 continue
             event = _recorded(row)
-            savepoint = await transaction.savepoint()
-            try:
-                await consumer.handle(event)
-            except Exception:
-                await savepoint.rollback_to()
-                log.exception("%s: event %s (%s) passed", consumer.name, event.id, event.key)
-            else:
-                await savepoint.release()
+            if (error := await _act(consumer, event, transaction)) is not None:
+                await Failure.insert(Failure(consumer=consumer.name, event=event.id, error=error))
         last = rows[-1]
         await Cursor.update(
             {
@@ -129,7 +180,34 @@ async def consume_round(consumer: Consumer, limit: int = BATCH) -> int:
     return len(rows)
 
 
-async def consume(consumer: Consumer, limit: int = BATCH) -> int:
+async def retry_failed(consumer: Consumer) -> tuple[int, int]:
+    """Try the consumer's failed events again, oldest first, each in its own transaction
+    (so a consumer's round never waits on them): (done now, still failing)."""
+    done = failing = 0
+    failures = (
+        await Failure.select(Failure.id, Failure.event)
+        .where((Failure.consumer == consumer.name) & (Failure.attempts < RETRIES))
+        .order_by(Failure.event)
+    )
+    for failure in failures:
+        async with write_transaction() as transaction:
+            rows = await Event.raw(
+                "SELECT id, kind, key, data, txid, recorded_at FROM events_event WHERE id = {}",
+                failure["event"],
+            )
+            error = await _act(consumer, _recorded(rows[0]), transaction) if rows else None
+            if error is None:
+                await Failure.delete().where(Failure.id == failure["id"])
+                done += 1
+            else:
+                await Failure.update(
+                    {Failure.error: error, Failure.attempts: Failure.attempts + 1}
+                ).where(Failure.id == failure["id"])
+                failing += 1
+    return done, failing
+
+
+async def consume(consumer: Consumer, limit: int | None = None) -> int:
     """Read until the log is caught up; how many events were read."""
     total = 0
     while read := await consume_round(consumer, limit):
@@ -138,17 +216,41 @@ async def consume(consumer: Consumer, limit: int = BATCH) -> int:
 
 
 async def lag(name: str) -> int:
-    """How many events the consumer `name` has still to read (for the dashboard)."""
+    """How many events the consumer `name` has still to read."""
+    return (await _waiting(name))[0]
+
+
+async def _waiting(name: str) -> tuple[int, datetime | None]:
+    """(events the consumer `name` has still to read, when the oldest was recorded)."""
     cursor = await Cursor.select(Cursor.txid, Cursor.event).where(Cursor.consumer == name).first()
     position = cursor or {"txid": 0, "event": 0}
     if is_postgres():
         [row] = await Event.raw(
-            "SELECT count(*) AS n FROM events_event WHERE (txid, id) > ({}, {})",
+            "SELECT count(*) AS n, min(recorded_at) AS oldest FROM events_event "
+            "WHERE (txid, id) > ({}, {})",
             position["txid"],
             position["event"],
         )
     else:
         [row] = await Event.raw(
-            "SELECT count(*) AS n FROM events_event WHERE id > {}", position["event"]
+            "SELECT count(*) AS n, min(recorded_at) AS oldest FROM events_event WHERE id > {}",
+            position["event"],
         )
-    return int(row["n"])
+    oldest = row["oldest"]
+    return int(row["n"]), datetime.fromisoformat(oldest) if isinstance(oldest, str) else oldest
+
+
+async def consumers_state(names: list[str]) -> dict[str, dict[str, Any]]:
+    """For /healthz: per consumer, the events waiting, how long the oldest has waited (on
+    PostgreSQL a transaction left open anywhere on the server holds them back), and the
+    events that failed."""
+    state = {}
+    now = datetime.now(UTC)
+    for name in names:
+        waiting, oldest = await _waiting(name)
+        state[name] = {
+            "waiting": waiting,
+            "oldest_waiting_s": round((now - oldest).total_seconds(), 1) if oldest else None,
+            "failed": await Failure.count().where(Failure.consumer == name),
+        }
+    return state

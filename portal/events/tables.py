@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from piccolo.columns import BigInt, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import BigInt, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -35,3 +35,17 @@ class Cursor(Table, tablename="events_cursor"):
     event = BigInt(null=False, default=0)  # the last event read
     events = BigInt(null=False, default=0)  # how many it has read in all
     moved_at = Timestamptz(default=TimestamptzNow(), null=False)
+
+
+class Failure(Table, tablename="events_failure"):
+    """An event a consumer could not act on (a bug, a row gone): the cursor went past it,
+    so the events after it were not held up; it is tried again (`retry_failed`) until it
+    succeeds or RETRIES run out, and shown on /healthz meanwhile."""
+
+    id: Serial
+
+    consumer = Varchar(length=40, null=False)
+    event = BigInt(null=False)
+    error = Varchar(length=300, null=False, default="")
+    attempts = Integer(null=False, default=1)
+    failed_at = Timestamptz(default=TimestamptzNow(), null=False)

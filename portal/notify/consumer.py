@@ -62,7 +62,7 @@ async def _account(event: Recorded) -> None:
         return
     if event.kind == "account.signup_requested":
         link = signup_link(user, datetime.fromisoformat(event.data["at"]))
-        await messages.signup_confirmation(user, link, event.data["signup"])
+        await messages.signup_confirmation(user, link, event.key)
     elif event.kind == "account.signup_attempted":
         await messages.signup_attempted(user, event.key.rsplit(":", 1)[1])
     elif event.kind == "account.email_change_requested":

@@ -267,10 +267,10 @@ async def balance_low(wallet: Any, expert: Expert, user: User, last_entry: int) 
     )
 
 
-async def signup_confirmation(user: User, link: str, signup_id: int) -> None:
+async def signup_confirmation(user: User, link: str, event_key: str) -> None:
     """To an address without an account: the link that finishes the sign-ups made with it
-    (sent for sign-up `signup_id`). The email greets the address, never a name typed in
-    the form: whoever signs up can choose an address that is not theirs."""
+    (`event_key` names the sign-up it was sent for). The email greets the address, never a
+    name typed in the form: whoever signs up can choose an address that is not theirs."""
     addressee = User(
         id=user.id, email=user.email, name="", locale=user.locale, timezone=user.timezone
     )
@@ -292,7 +292,7 @@ async def signup_confirmation(user: User, link: str, signup_id: int) -> None:
     await notify(
         user=addressee,
         kind="signup_confirm",
-        key=f"signup:{user.id}:{signup_id}",
+        key=event_key,
         compose=compose,
     )
 

@@ -25,6 +25,8 @@ class WakeConsumers:
             await self.app(scope, receive, send)
             return
         with recording() as recorded:
-            await self.app(scope, receive, send)
-        if recorded.events:
-            await trigger(self.redis, WAKE_JOB, job_id=wake_job_id())
+            try:
+                await self.app(scope, receive, send)
+            finally:  # a request that failed after a commit still wakes them
+                if recorded.events:
+                    await trigger(self.redis, WAKE_JOB, job_id=wake_job_id())

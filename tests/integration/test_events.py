@@ -15,9 +15,17 @@ from portal.booking.tables import Booking
 from portal.credits.services import lots_expire, wallet_adjust
 from portal.credits.tables import Lot
 from portal.db import get_engine, is_postgres, write_transaction
-from portal.events.consume import Consumer, Recorded, consume, consume_round, lag
+from portal.events.consume import (
+    Consumer,
+    Recorded,
+    consume,
+    consume_round,
+    consumers_state,
+    lag,
+    retry_failed,
+)
 from portal.events.log import record, record_many
-from portal.events.tables import Cursor, Event
+from portal.events.tables import Cursor, Event, Failure
 from portal.notify.tables import Notification
 from portal.questions.services import answer, ask, settle
 from portal.redis import connect
@@ -125,32 +133,85 @@ async def test_two_consumers_at_once_read_each_event_once_in_order() -> None:
     assert await lag("test") == 0
 
 
-async def test_an_event_its_consumer_cannot_handle_is_passed_alone_and_undone() -> None:
-    """The failing event's own writes are rolled back (a savepoint); the events before and
-    after it are handled, in the same round."""
+def _email(user_id: int, key: str) -> Notification:
+    return Notification(
+        user=user_id,
+        kind="test",
+        key=key,
+        to_address="c@example.org",
+        subject="s",
+        text="t",
+        html="h",
+    )
+
+
+async def _keys() -> list[str]:
+    rows = await Notification.select(Notification.key).order_by(Notification.key)
+    return [row["key"] for row in rows]
+
+
+async def test_an_event_its_consumer_cannot_act_on_is_passed_then_tried_again() -> None:
+    """A database error (a key taken) and a bug (an exception): each failing event's own
+    writes are undone, it is written down, and the events after it are acted on in the same
+    round; once the cause is gone, trying again acts on each once."""
     user = await make_user("c@example.org")
     await _written(5)
+    broken = True
 
     async def handle(event: Recorded) -> None:
-        await Notification(
-            user=user.id,
-            kind="test",
-            key=f"test:{event.key}",
-            to_address=user.email,
-            subject="s",
-            text="t",
-            html="h",
-        ).save()
-        if event.data["n"] == 2:
+        await _email(user.id, f"test:{event.key}").save()
+        if broken and event.data["n"] == 2:
+            await _email(user.id, "test:e0").save()  # taken: the database refuses
+        if broken and event.data["n"] == 3:
             raise ValueError("this one cannot be told")
 
     consumer = Consumer(name="test", kinds=frozenset({"test.happened"}), handle=handle)
     assert await consume_round(consumer) == 5
-    keys = [
-        row["key"] for row in await Notification.select(Notification.key).order_by(Notification.id)
-    ]
-    assert keys == ["test:e0", "test:e1", "test:e3", "test:e4"]
-    assert await consume_round(consumer) == 0  # passed for good
+    assert await _keys() == ["test:e0", "test:e1", "test:e4"]
+    failed = await Failure.select(Failure.event, Failure.error).order_by(Failure.event)
+    assert [row["error"].split(":")[0] for row in failed] in (
+        ["UniqueViolationError", "ValueError"],
+        ["IntegrityError", "ValueError"],
+    )
+    assert await consume_round(consumer) == 0  # the cursor went past them
+    state = await consumers_state(["test"])
+    assert (state["test"]["waiting"], state["test"]["failed"]) == (0, 2)
+    assert await retry_failed(consumer) == (0, 2)  # still broken: still written down
+    broken = False  # fixed
+    assert await retry_failed(consumer) == (2, 0)
+    assert await retry_failed(consumer) == (0, 0)
+    assert await _keys() == [f"test:e{n}" for n in range(5)]
+    assert await Failure.count() == 0
+
+
+async def test_a_passing_failure_leaves_the_round_to_be_read_again() -> None:
+    """The database gone for a moment (a connection reset): nothing of the round is kept,
+    the cursor stays, and the next round reads the same events."""
+    user = await make_user("c@example.org")
+    await _written(3)
+    down = True
+
+    async def handle(event: Recorded) -> None:
+        await _email(user.id, f"test:{event.key}").save()
+        if down and event.data["n"] == 1:
+            raise ConnectionResetError("the server went away")
+
+    consumer = Consumer(name="test", kinds=frozenset({"test.happened"}), handle=handle)
+    with pytest.raises(ConnectionResetError):
+        await consume_round(consumer)
+    assert await _keys() == [] and await Failure.count() == 0
+    assert await lag("test") == 3
+    down = False
+    assert await consume(consumer) == 3
+    assert await _keys() == ["test:e0", "test:e1", "test:e2"]
+
+
+async def test_healthz_tells_what_the_consumers_have_left(client: AsyncClient) -> None:
+    await _written(4)
+    report = (await client.get("/healthz")).json()
+    notify = report["events"]["notify"]
+    assert (notify["waiting"], notify["failed"]) == (4, 0)
+    assert notify["oldest_waiting_s"] >= 0
 
 
 @pytest.mark.skipif(not is_postgres(), reason="SQLite commits one writer at a time")
