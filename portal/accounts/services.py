@@ -159,6 +159,12 @@ async def user_set_locale(*, user: User, locale: str) -> None:
         await user.save([User.locale])
 
 
+async def user_set_timezone(*, user: User, timezone: str) -> None:
+    if timezone in timezones() and user.timezone != timezone:
+        user.timezone = timezone
+        await user.save([User.timezone])
+
+
 async def user_change_password(*, user: User, current: str, new: str, confirm: str) -> User:
     errors: dict[str, str] = {}
     if not await verify_password(user.password_hash, current):

@@ -17,6 +17,7 @@ from portal.routes import (
     public,
     purchases,
     questions,
+    timezone,
     webhooks,
 )
 
@@ -37,4 +38,5 @@ ROUTES: list[ControllerRouterHandler] = [
     *calendar.ROUTES,
     *questions.CLIENT_ROUTES,
     *outbox.ROUTES,
+    *timezone.ROUTES,
 ]

@@ -19,12 +19,64 @@
     true
   );
 
+  // Time zones: on a first visit, the browser's zone becomes the pages' (a cookie the
+  // server reads, then the account's at sign-up). When pages use another zone than the
+  // device's (an account set elsewhere, a trip), offer the device's, until kept.
+  function deviceZone() {
+    try {
+      return Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    } catch (error) {
+      return "";
+    }
+  }
+
+  function setCookie(name, value) {
+    var secure = window.location.protocol === "https:" ? "; secure" : "";
+    document.cookie = name + "=" + value + "; path=/; max-age=31536000; samesite=lax" + secure;
+  }
+
+  function hasCookie(name, value) {
+    return document.cookie.split("; ").indexOf(name + "=" + value) !== -1;
+  }
+
+  function zones() {
+    var root = document.documentElement;
+    var device = deviceZone();
+    if (!device || !/^[A-Za-z0-9_+\-/]+$/.test(device) || device === root.dataset.tz) {
+      return;
+    }
+    if (!root.dataset.tzKnown) {
+      setCookie("tz", device);
+      if (!window.sessionStorage.getItem("tz-detected")) {
+        window.sessionStorage.setItem("tz-detected", "1"); // once: never a reload loop
+        window.location.reload();
+      }
+      return;
+    }
+    var offer = document.querySelector("[data-tz-offer]");
+    if (!offer || hasCookie("tz_kept", device)) {
+      return;
+    }
+    offer.elements.namedItem("timezone").value = device;
+    offer.querySelector("[data-tz-device]").textContent = device.replace(/_/g, " ");
+    offer.hidden = false;
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", zones);
+  } else {
+    zones();
+  }
+
   document.addEventListener("click", function (event) {
     var target = event.target;
     if (!(target instanceof Element)) {
       return;
     }
-    if (target.closest("[data-print]")) {
+    if (target.closest("[data-tz-keep]")) {
+      setCookie("tz_kept", deviceZone()); // not offered again for this device's zone
+      target.closest("[data-tz-offer]").hidden = true;
+    } else if (target.closest("[data-print]")) {
       window.print(); // the usage statement's Print button
     } else if (target instanceof HTMLInputElement && target.hasAttribute("data-select")) {
       target.select(); // an address to copy, selected whole in one click

@@ -62,7 +62,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, live_server: str, clean_sync: None) -> Iterator[Any]:
-    context = browser.new_context(base_url=live_server, locale="fr-FR")
+    # A French visitor's device (its zone is the pages' default: nothing to detect).
+    context = browser.new_context(base_url=live_server, locale="fr-FR", timezone_id="Europe/Paris")
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page

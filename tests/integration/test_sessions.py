@@ -147,7 +147,7 @@ async def test_account_changes_language_and_time_zone(client: AsyncClient) -> No
     )
     assert response.status_code == 303
     page = await client.get("/account")
-    assert '<html lang="en">' in page.text
+    assert '<html lang="en"' in page.text
     assert "Your profile is saved." in page.text
     assert "Times shown in America/Toronto." in page.text
     bad = await post_form(
@@ -221,10 +221,10 @@ async def test_language_switch_is_remembered_and_saved_on_the_account(
     assert "Log in" in (await client.get("/login")).text
     user = await make_user("a@example.org", role=Role.client, locale="fr")
     await login(client, "a@example.org")
-    assert '<html lang="fr">' in (await client.get("/me")).text  # the account's choice wins
+    assert '<html lang="fr"' in (await client.get("/me")).text  # the account's choice wins
     await post_form(client, "/lang", {"locale": "en", "next": "/me"}, from_page="/me")
     assert (await User.objects().get(User.id == user.id)).locale == "en"
-    assert '<html lang="en">' in (await client.get("/me")).text
+    assert '<html lang="en"' in (await client.get("/me")).text
 
 
 async def test_cookies_are_secure_behind_https() -> None:
