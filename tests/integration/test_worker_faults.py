@@ -137,4 +137,3 @@ async def test_jobs_lost_with_redis_are_done_by_the_sweep() -> None:
         await wait_until(settled)
     assert await Entry.count().where(Entry.kind == EntryKind.capture.value) == 5
     assert await verify_all() == {}
-
