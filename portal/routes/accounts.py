@@ -24,11 +24,12 @@ from portal.accounts.tables import Role, User
 from portal.errors import ValidationFailed
 from portal.i18n import gettext as _
 from portal.i18n import ngettext
-from portal.routes.forms import Form, client_ip, field, safe_next, see_other, translated
+from portal.routes.forms import Form, client_ip, field, see_other, translated
 from portal.web import sessions
 from portal.web.auth import current_user, login_required
 from portal.web.deps import RedisDep
 from portal.web.locale import LANG_COOKIE, TZ_COOKIE
+from portal.web.redirects import safe_next
 from portal.web.render import render
 
 ONE_YEAR = 365 * 24 * 3600

@@ -35,9 +35,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from portal.errors import N_, Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from portal.i18n import gettext as _
-from portal.routes.forms import safe_next
 from portal.web.auth import is_api
 from portal.web.locale import activate_for
+from portal.web.redirects import safe_next
 
 log = logging.getLogger(__name__)
 
