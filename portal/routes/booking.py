@@ -30,14 +30,13 @@ from portal.booking.tables import Booking, BookingStatus
 from portal.charter.rules import CHANNELS, Rules
 from portal.charter.services import expert_by_slug, packs_for, version_current
 from portal.credits import ledger
-from portal.credits.ledger import InsufficientCredits
 from portal.errors import N_, DomainError, NotFound, ValidationFailed
 from portal.i18n import gettext as _
 from portal.params import PathId, QueryId, Slug
-from portal.routes.forms import Form, field, see_other, translated
+from portal.routes.forms import Form, field, see_other
 from portal.validation import whole_number
 from portal.web.auth import current_user, login_required
-from portal.web.errors import domain_status
+from portal.web.errors import refusal
 from portal.web.render import render
 
 WEEK = 7
@@ -293,17 +292,16 @@ async def book_submit(request: Request[Any, Any, Any], slug: Slug, data: Form) -
         )
     except DomainError as exc:
         context = await _confirm_context(request, expert, form["channel"], duration, start, tz)
-        errors = translated(exc.errors) if isinstance(exc, ValidationFailed) else {}
+        said = refusal(exc)
         # Only the phone number is a field of this page: say any other problem plainly.
-        others = [message for name, message in errors.items() if name != "phone"]
-        problem = " ".join(others) if others else (None if errors else _(exc.message))
-        errors = {name: message for name, message in errors.items() if name == "phone"}
-        if isinstance(exc, InsufficientCredits):
-            context["missing"] = exc.missing
+        others = [message for name, message in said.errors.items() if name != "phone"]
+        problem = " ".join(others) if others else said.problem
+        errors = {name: message for name, message in said.errors.items() if name == "phone"}
+        context.update(said.extras)
         return render(
             request,
             "pages/booking/confirm.html",
-            status_code=domain_status(exc),
+            status_code=said.status,
             form=form,
             errors=errors,
             problem=problem,
@@ -363,9 +361,10 @@ async def booking_cancel_page(
             booking=booking, by_expert=False, expected_cost=-1 if stated is None else stated
         )
     except CostChanged as exc:
+        said = refusal(exc)
         context = await _booking_context(booking)
-        context["notice"] = _(exc.message)
-        return render(request, "pages/booking/booking.html", status_code=409, **context)
+        context["notice"] = said.message
+        return render(request, "pages/booking/booking.html", status_code=said.status, **context)
     return see_other(request.app.route_reverse("booking_page", booking_id=booking.id))
 
 
@@ -409,14 +408,15 @@ async def booking_move_submit(
     try:
         await booking_move(booking=booking, start=new_start)
     except DomainError as exc:
+        said = refusal(exc)
         context = await _booking_context(booking)
         return render(
             request,
             "pages/booking/move.html",
-            status_code=domain_status(exc),
+            status_code=said.status,
             new_start=new_start,
             new_free_until=new_start - timedelta(hours=booking.cancel_free_hours),
-            problem=_(exc.message),
+            problem=said.message,
             **context,
         )
     return see_other(request.app.route_reverse("booking_page", booking_id=booking.id))

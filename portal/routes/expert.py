@@ -42,6 +42,7 @@ from portal.routes.charter import money_table
 from portal.routes.forms import Form, field, see_other, translated
 from portal.web.auth import current_expert, expert_required
 from portal.web.deps import RedisDep
+from portal.web.errors import refusal
 from portal.web.render import render
 
 
@@ -110,7 +111,7 @@ async def profile_save(
             bio=field(data, "bio", 5000),
         )
     except ValidationFailed as exc:
-        return await _dashboard(request, expert, redis, exc.errors, status_code=422)
+        return await _dashboard(request, expert, redis, exc.errors, refusal(exc).status)
     flash(request, _("Your public profile is saved."), "success")
     return see_other(request.app.route_reverse("expert_dashboard"))
 
@@ -277,11 +278,13 @@ async def clients_adjust(request: Request[Any, Any, Any], data: Form) -> Respons
             validity_months=current.rules.credit_validity_months if current else 12,
             key=f"expert:{expert.id}:{form['key'] or uuid.uuid4().hex}",
         )
+    except InsufficientCredits:  # said as a field of the form
+        refused = ValidationFailed(
+            {"credits": N_("This client has fewer credits available than that.")}
+        )
+        return await _clients(request, expert, form, refused.errors, refusal(refused).status)
     except ValidationFailed as exc:
-        return await _clients(request, expert, form, exc.errors, status_code=422)
-    except InsufficientCredits:
-        errors = {"credits": N_("This client has fewer credits available than that.")}
-        return await _clients(request, expert, form, errors, status_code=422)
+        return await _clients(request, expert, form, exc.errors, refusal(exc).status)
     flash(request, _("The client's credits are adjusted."), "success")
     return see_other(request.app.route_reverse("expert_clients"))
 
@@ -321,7 +324,7 @@ async def pack_create_handler(request: Request[Any, Any, Any], data: Form) -> Re
         )
     except ValidationFailed as exc:
         packs = await packs_for(expert=expert, active_only=False)
-        return _packs_page(request, packs, form, exc.errors, status_code=422)
+        return _packs_page(request, packs, form, exc.errors, refusal(exc).status)
     flash(request, _("The pack is on sale."), "success")
     return see_other(request.app.route_reverse("expert_packs"))
 

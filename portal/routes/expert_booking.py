@@ -39,6 +39,7 @@ from portal.params import PathId
 from portal.routes.forms import Form, field, see_other, translated
 from portal.web.auth import current_expert
 from portal.web.deps import RedisDep
+from portal.web.errors import refusal
 from portal.web.jobs import trigger
 from portal.web.render import render
 
@@ -119,7 +120,7 @@ async def availability_submit(request: Request[Any, Any, Any], data: Form) -> Re
         )
     except ValidationFailed as exc:
         return await _availability_page(
-            request, expert, form=form, errors=exc.errors, status_code=422
+            request, expert, form=form, errors=exc.errors, status_code=refusal(exc).status
         )
     flash(request, _("Your availability is saved."), "success")
     return see_other(request.app.route_reverse("expert_availability"))
@@ -141,7 +142,7 @@ async def override_submit(request: Request[Any, Any, Any], data: Form) -> Respon
             f"override_{k}": v for k, v in form.items()
         }
         return await _availability_page(
-            request, expert, form=merged, errors=errors, status_code=422
+            request, expert, form=merged, errors=errors, status_code=refusal(exc).status
         )
     flash(request, _("The date is saved."), "success")
     return see_other(request.app.route_reverse("expert_availability"))
@@ -173,7 +174,7 @@ async def calendar_submit(
             f"calendar_{k}": v for k, v in form.items()
         }
         return await _availability_page(
-            request, expert, form=merged, errors=errors, status_code=422
+            request, expert, form=merged, errors=errors, status_code=refusal(exc).status
         )
     flash(
         request, _("The calendar is added: its busy times are read within 15 minutes."), "success"

@@ -13,7 +13,6 @@ from litestar.plugins.flash import flash
 from portal.accounts.tables import Expert, User
 from portal.charter.services import expert_by_slug, packs_for, version_current
 from portal.credits import ledger
-from portal.credits.ledger import InsufficientCredits
 from portal.errors import N_, DomainError, NotFound, ValidationFailed
 from portal.i18n import gettext as _
 from portal.params import PathId, Slug
@@ -32,7 +31,7 @@ from portal.routes.forms import Form, field, see_other, translated
 from portal.validation import whole_number
 from portal.web.auth import current_expert, current_user, login_required
 from portal.web.deps import RedisDep
-from portal.web.errors import domain_status
+from portal.web.errors import refusal
 from portal.web.jobs import trigger
 from portal.web.render import render
 
@@ -111,15 +110,15 @@ async def ask_submit(request: Request[Any, Any, Any], slug: Slug, data: Form) ->
         )
     except DomainError as exc:
         context = await _ask_context(request, expert, urgent)
-        if isinstance(exc, InsufficientCredits):
-            context["missing"] = exc.missing
+        said = refusal(exc)
+        context.update(said.extras)
         return render(
             request,
             "pages/questions/ask.html",
-            status_code=domain_status(exc),
+            status_code=said.status,
             form=form,
-            errors=translated(exc.errors) if isinstance(exc, ValidationFailed) else {},
-            problem=None if isinstance(exc, ValidationFailed) else _(exc.message),
+            errors=said.errors,
+            problem=said.problem,
             **context,
         )
     return see_other(request.app.route_reverse("question_page", question_id=question.id))
@@ -252,7 +251,12 @@ async def answer_submit(
     except ValidationFailed as exc:
         question = await _own(expert, question_id)
         return await _expert_thread(
-            request, expert, question, form | {"question": str(question_id)}, exc.errors, 422
+            request,
+            expert,
+            question,
+            form | {"question": str(question_id)},
+            exc.errors,
+            refusal(exc).status,
         )
     await trigger(redis, "settle_question", answered.id, job_id=f"question:{answered.id}")
     flash(request, _("Your answer is sent."), "success")
