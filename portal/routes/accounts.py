@@ -18,7 +18,7 @@ from portal.accounts.login import (
     password_change_attempt,
     signup_confirm_attempt,
 )
-from portal.accounts.services import user_update_profile
+from portal.accounts.services import user_set_email_choices, user_update_profile
 from portal.accounts.signup import SignupForm, signup_request, signup_token_user
 from portal.accounts.tables import Role, User
 from portal.errors import DomainError, ValidationFailed
@@ -259,13 +259,12 @@ async def account_emails(request: Request[Any, Any, Any], data: Form) -> Respons
     """Which reminders and notices to receive (checkboxes: absent means off)."""
     user = current_user(request)
     assert user is not None
-    await User.update(
-        {
-            User.remind_bookings: field(data, "remind_bookings", 4) == "on",
-            User.remind_deadlines: field(data, "remind_deadlines", 4) == "on",
-            User.notify_credits: field(data, "notify_credits", 4) == "on",
-        }
-    ).where(User.id == user.id)
+    await user_set_email_choices(
+        user=user,
+        remind_bookings=field(data, "remind_bookings", 4) == "on",
+        remind_deadlines=field(data, "remind_deadlines", 4) == "on",
+        notify_credits=field(data, "notify_credits", 4) == "on",
+    )
     flash(request, _("Your email choices are saved."), "success")
     return see_other(request.app.route_reverse("account"))
 
