@@ -13,7 +13,7 @@ from litestar.plugins.flash import flash
 from portal.accounts.services import expert_update_profile, user_by_email
 from portal.accounts.tables import Expert
 from portal.booking.availability import availability_of
-from portal.booking.tables import CalendarStatus, ExternalCalendar
+from portal.booking.selectors import bookings_upcoming_for, calendars_failing_count
 from portal.charter import rules as charter_rules
 from portal.charter.presentation import LABELS, changes
 from portal.charter.services import (
@@ -33,10 +33,11 @@ from portal.credits.presentation import PURCHASE_STATUS
 from portal.credits.services import clients_of, purchases_sold, sales_total, wallet_adjust
 from portal.errors import N_, Conflict, ValidationFailed
 from portal.i18n import gettext as _
-from portal.notify.tables import Notification, NotificationStatus
+from portal.notify.selectors import notifications_failed_count
 from portal.ops import worker_state
 from portal.params import PathId
-from portal.questions.tables import Question, QuestionStatus
+from portal.questions.selectors import questions_of_expert
+from portal.questions.tables import QuestionStatus
 from portal.routes import expert_booking, questions
 from portal.routes.charter import money_table
 from portal.routes.forms import Form, field, see_other, translated
@@ -54,14 +55,8 @@ async def _attention(expert: Expert) -> dict[str, int]:
     """What needs the expert's attention: their emails that could not be sent, their other
     calendars that could not be read."""
     return {
-        "emails": await Notification.count().where(
-            (Notification.user == expert.user)
-            & (Notification.status == NotificationStatus.failed.value)
-        ),
-        "calendars": await ExternalCalendar.count().where(
-            (ExternalCalendar.expert == expert.id)
-            & (ExternalCalendar.status == CalendarStatus.error.value)
-        ),
+        "emails": await notifications_failed_count(user_id=expert.user),
+        "calendars": await calendars_failing_count(expert_id=expert.id),
     }
 
 
@@ -80,10 +75,8 @@ async def _dashboard(
         expert=expert,
         current=current,
         packs=await packs_for(expert=expert),
-        upcoming=await expert_booking.upcoming_of(expert),
-        waiting=await Question.objects()
-        .where((Question.expert == expert.id) & (Question.status == QuestionStatus.open.value))
-        .order_by(Question.due_at),
+        upcoming=await bookings_upcoming_for(expert_id=expert.id),
+        waiting=await questions_of_expert(expert_id=expert.id, status=QuestionStatus.open.value),
         expert_tz=(await availability_of(expert)).timezone,
         # Reply deadlines run on the charter's clock, in its zone.
         questions_tz=current.rules.timezone if current else "UTC",

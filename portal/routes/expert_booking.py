@@ -30,8 +30,8 @@ from portal.booking.availability import (
     working_time,
 )
 from portal.booking.ics import CalendarError
+from portal.booking.selectors import schedule_of
 from portal.booking.services import booking_cancel, booking_no_show, booking_of_expert
-from portal.booking.tables import Booking, BookingStatus
 from portal.charter.rules import WEEKDAYS
 from portal.errors import N_, ValidationFailed
 from portal.i18n import gettext as _
@@ -196,30 +196,6 @@ async def feed_rotate(request: Request[Any, Any, Any]) -> Response[Any]:
     return see_other(request.app.route_reverse("expert_availability"))
 
 
-async def schedule_of(expert: Expert, first: datetime, last: datetime) -> list[dict[str, Any]]:
-    """The expert's bookings starting between two instants, with their clients."""
-    rows = (
-        await Booking.select(*Booking.all_columns(), Booking.client.email, Booking.client.name)
-        .where(
-            (Booking.expert == expert.id)
-            & (Booking.starts_at >= first)
-            & (Booking.starts_at < last)
-        )
-        .order_by(Booking.starts_at)
-    )
-    return rows
-
-
-UPCOMING = 8
-
-
-async def upcoming_of(expert: Expert) -> list[dict[str, Any]]:
-    """The expert's next booked exchanges, for the dashboard."""
-    now = datetime.now(UTC)
-    rows = await schedule_of(expert, now - timedelta(hours=1), now + timedelta(days=60))
-    return [r for r in rows if r["status"] == BookingStatus.booked.value][:UPCOMING]
-
-
 @get("/schedule", name="expert_schedule")
 async def schedule_page(
     request: Request[Any, Any, Any],
@@ -242,7 +218,7 @@ async def schedule_page(
     span = 1 if view == "day" else 7
     start = slots.local_to_utc(first, 0, zone)
     end = slots.local_to_utc(first + timedelta(days=span), 0, zone)
-    bookings = await schedule_of(expert, start, end)
+    bookings = await schedule_of(expert_id=expert.id, start=start, end=end)
     days: dict[date, list[dict[str, Any]]] = {first + timedelta(days=n): [] for n in range(span)}
     for booking in bookings:
         days.setdefault(booking["starts_at"].astimezone(zone).date(), []).append(booking)
