@@ -33,7 +33,7 @@ from portal.errors import N_, DomainError, ValidationFailed
 from portal.params import PathId, QueryId, Slug
 from portal.routes.forms import Form, field, see_other
 from portal.validation import whole_number
-from portal.web.auth import current_user, login_required
+from portal.web.auth import current_user, login_required, signed_in_user
 from portal.web.errors import refusal
 from portal.web.render import render
 
@@ -56,12 +56,6 @@ def _start(text: str | None) -> datetime:
         ) from None
 
 
-def _client(request: Request[Any, Any, Any]) -> User:
-    user = current_user(request)
-    assert user is not None
-    return user
-
-
 @get("/e/{slug:str}/book", name="book", include_in_schema=False)
 async def book_page(
     request: Request[Any, Any, Any],
@@ -74,10 +68,9 @@ async def book_page(
 ) -> Response[Any]:
     """Choose a channel and duration, move through the weeks, pick a free slot. With
     `move`, the client's booking being moved fixes the channel and duration."""
-    expert, client = await expert_by_slug(slug), current_user(request)
     context = await book_view(
-        expert=expert,
-        client=client,
+        expert=await expert_by_slug(slug),
+        client=current_user(request),
         channel=channel,
         duration=duration,
         day=day,
@@ -110,22 +103,20 @@ async def book_confirm(
 ) -> Response[Any]:
     """What the booking will be and cost, before anything is held; a time that is not a
     free slot (any more) is said so, without a form."""
-    expert = await expert_by_slug(slug)
-    moment, zone = _start(start), _tz(tz)
     context = await confirm_view(
-        expert=expert,
-        client=_client(request),
+        expert=await expert_by_slug(slug),
+        client=signed_in_user(request),
         channel=channel,
         duration=duration,
-        start=moment,
-        tz=zone,
+        start=_start(start),
+        tz=_tz(tz),
     )
     return render(request, "pages/booking/confirm.html", form={}, errors={}, **context)
 
 
 @post("/e/{slug:str}/book", name="book_submit", guards=[login_required], include_in_schema=False)
 async def book_submit(request: Request[Any, Any, Any], slug: Slug, data: Form) -> Response[Any]:
-    user = _client(request)
+    user = signed_in_user(request)
     expert = await expert_by_slug(slug)
     form = {name: field(data, name, 200) for name in BOOK_FIELDS}
     asked = SlotChoice(
@@ -184,7 +175,7 @@ async def _book_refused(
     include_in_schema=False,
 )
 async def booking_page(request: Request[Any, Any, Any], booking_id: PathId) -> Response[Any]:
-    booking = await booking_of_client(client_id=_client(request).id, booking_id=booking_id)
+    booking = await booking_of_client(client_id=signed_in_user(request).id, booking_id=booking_id)
     return render(request, "pages/booking/booking.html", **await booking_view(booking=booking))
 
 
@@ -198,7 +189,7 @@ async def booking_cancel_page(
     request: Request[Any, Any, Any], booking_id: PathId, data: Form
 ) -> Response[Any]:
     """Cancel at the cost the page stated; if the deadline passed meanwhile, say so first."""
-    booking = await booking_of_client(client_id=_client(request).id, booking_id=booking_id)
+    booking = await booking_of_client(client_id=signed_in_user(request).id, booking_id=booking_id)
     stated = whole_number(field(data, "cost", 10))
     try:
         await booking_cancel(
@@ -221,7 +212,7 @@ async def booking_cancel_page(
 async def booking_move_confirm(
     request: Request[Any, Any, Any], booking_id: PathId, start: FromQuery[str]
 ) -> Response[Any]:
-    booking = await booking_of_client(client_id=_client(request).id, booking_id=booking_id)
+    booking = await booking_of_client(client_id=signed_in_user(request).id, booking_id=booking_id)
     context = await move_view(booking=booking, new_start=_start(start))
     return render(request, "pages/booking/move.html", problem=None, **context)
 
@@ -235,7 +226,7 @@ async def booking_move_confirm(
 async def booking_move_submit(
     request: Request[Any, Any, Any], booking_id: PathId, data: Form
 ) -> Response[Any]:
-    booking = await booking_of_client(client_id=_client(request).id, booking_id=booking_id)
+    booking = await booking_of_client(client_id=signed_in_user(request).id, booking_id=booking_id)
     new_start = _start(field(data, "start", 64))
     try:
         await booking_move(booking=booking, start=new_start)

@@ -25,19 +25,13 @@ from portal.questions.services import MAX_BODY, answer, ask
 from portal.questions.tables import Question
 from portal.routes.forms import Form, field, see_other, translated
 from portal.validation import whole_number
-from portal.web.auth import current_expert, current_user, login_required
+from portal.web.auth import current_expert, login_required, signed_in_user
 from portal.web.deps import RedisDep
 from portal.web.errors import refusal
 from portal.web.jobs import trigger
 from portal.web.render import render
 
 ASK_FIELDS = ("body", "urgent", "key", "charter_version", "follows")
-
-
-def _client(request: Request[Any, Any, Any]) -> User:
-    user = current_user(request)
-    assert user is not None
-    return user
 
 
 @get("/e/{slug:str}/ask", name="ask", guards=[login_required], include_in_schema=False)
@@ -49,7 +43,7 @@ async def ask_page(
 ) -> Response[Any]:
     """The question form; with htmx, only its price and deadline (they change with urgency)."""
     expert = await expert_by_slug(slug)
-    context = await ask_view(expert=expert, client=_client(request), urgent=urgent == "on")
+    context = await ask_view(expert=expert, client=signed_in_user(request), urgent=urgent == "on")
     return render(
         request,
         "pages/questions/ask.html",
@@ -62,7 +56,7 @@ async def ask_page(
 
 @post("/e/{slug:str}/ask", name="ask_submit", guards=[login_required], include_in_schema=False)
 async def ask_submit(request: Request[Any, Any, Any], slug: Slug, data: Form) -> Response[Any]:
-    user = _client(request)
+    user = signed_in_user(request)
     expert = await expert_by_slug(slug)
     # Cut far beyond the limit only (memory): the service checks the length exactly.
     form = {name: field(data, name, MAX_BODY * 4) for name in ASK_FIELDS}
@@ -111,7 +105,7 @@ async def _ask_refused(
 )
 async def question_page(request: Request[Any, Any, Any], question_id: PathId) -> Response[Any]:
     """The client's thread: each question with its price, deadline, answer and outcome."""
-    context = await client_thread_view(client=_client(request), question_id=question_id)
+    context = await client_thread_view(client=signed_in_user(request), question_id=question_id)
     return render(request, "pages/questions/thread.html", **context)
 
 
