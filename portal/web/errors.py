@@ -180,10 +180,11 @@ class Refusal:
 
 
 def refusal(exc: DomainError, *, api: bool = False) -> Refusal:
+    """How `exc` is answered: on the JSON API (`api`) or on a page."""
     answer = answer_of(exc)
     status = answer.api_status if api and answer.api_status else answer.status
     message = _message(exc, status)
-    headers = {}
+    headers: dict[str, str] = {}
     if answer.retry_after:
         wait: int = getattr(exc, "retry_after")  # noqa: B009
         headers["Retry-After"] = str(wait)
