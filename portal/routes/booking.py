@@ -153,7 +153,7 @@ async def _book_refused(
         tz=asked.timezone,
     )
     said = refusal(exc)
-    context.update(said.extras)
+    context.update(said.extras)  # `missing`: the credits still needed, as the service counted
     # Only the phone number is a field of this page: say any other problem plainly.
     others = [message for name, message in said.errors.items() if name != "phone"]
     return render(

@@ -85,7 +85,7 @@ async def _ask_refused(
     """The form again, with what was typed and why the question was refused."""
     context = await ask_view(expert=expert, client=user, urgent=form["urgent"] == "on")
     said = refusal(exc)
-    context.update(said.extras)
+    context.update(said.extras)  # `missing`: the credits still needed, as the service counted
     return render(
         request,
         "pages/questions/ask.html",
