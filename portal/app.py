@@ -22,6 +22,8 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from portal import db
+from portal.booking.presentation import BOOKING_STATUS
+from portal.questions.presentation import QUESTION_STATUS
 from portal.redis import EmbeddedRedis, connect
 from portal.routes import ROUTES
 from portal.routes.api_docs import ApiDocsPage
@@ -56,6 +58,8 @@ def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
         uuid=lambda: uuid.uuid4().hex,  # a key per form: posting it twice applies once
         base_url=settings.base_url,
         demo=settings.demo,
+        booking_status=BOOKING_STATUS,
+        question_status=QUESTION_STATUS,
     )
     engine = JinjaTemplateEngine.from_environment(env)
     engine.register_template_callable("url_for", _cached_url_for)

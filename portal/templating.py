@@ -8,8 +8,6 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from portal import i18n
-from portal.booking.presentation import BOOKING_STATUS
-from portal.questions.presentation import QUESTION_STATUS
 from portal.web import TEMPLATES_DIR
 
 
@@ -41,7 +39,5 @@ def environment(*, auto_reload: bool = False) -> Environment:
         current_timezone=i18n.current_timezone,
         timezone_choices=i18n.timezone_choices,
         weekday_name=i18n.weekday_name,
-        booking_status=BOOKING_STATUS,
-        question_status=QUESTION_STATUS,
     )
     return env

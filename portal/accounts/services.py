@@ -165,6 +165,19 @@ async def user_set_timezone(*, user: User, timezone: str) -> None:
         await user.save([User.timezone])
 
 
+async def user_set_email_choices(
+    *, user: User, remind_bookings: bool, remind_deadlines: bool, notify_credits: bool
+) -> None:
+    """Which reminders and notices the user receives."""
+    await User.update(
+        {
+            User.remind_bookings: remind_bookings,
+            User.remind_deadlines: remind_deadlines,
+            User.notify_credits: notify_credits,
+        }
+    ).where(User.id == user.id)
+
+
 async def user_change_password(*, user: User, current: str, new: str, confirm: str) -> User:
     errors: dict[str, str] = {}
     if not await verify_password(user.password_hash, current):

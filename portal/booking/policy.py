@@ -32,11 +32,16 @@ def share(credits: int, percent: int) -> int:
     return credits * percent // 100
 
 
+def late_cancellation_cost(terms: Terms) -> int:
+    """Credits the client pays for cancelling after the free-cancellation deadline."""
+    return share(terms.credits, terms.cancel_late_forfeit_percent)
+
+
 def cancellation_cost(terms: Terms, *, now: datetime, by_expert: bool) -> int:
     """Credits the client pays when the booking is cancelled at `now`."""
     if by_expert or now < terms.free_until:
         return 0
-    return share(terms.credits, terms.cancel_late_forfeit_percent)
+    return late_cancellation_cost(terms)
 
 
 def no_show_cost(terms: Terms, *, client_absent: bool) -> int:

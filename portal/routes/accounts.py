@@ -18,40 +18,21 @@ from portal.accounts.login import (
     password_change_attempt,
     signup_confirm_attempt,
 )
-from portal.accounts.services import user_update_profile
+from portal.accounts.services import user_set_email_choices, user_update_profile
 from portal.accounts.signup import SignupForm, signup_request, signup_token_user
 from portal.accounts.tables import Role, User
-from portal.errors import ValidationFailed
+from portal.errors import DomainError, ValidationFailed
 from portal.i18n import gettext as _
-from portal.i18n import ngettext
-from portal.routes.forms import Form, client_ip, field, safe_next, see_other, translated
+from portal.routes.forms import Form, client_ip, field, see_other
 from portal.web import sessions
 from portal.web.auth import current_user, login_required
 from portal.web.deps import RedisDep
+from portal.web.errors import refusal
 from portal.web.locale import LANG_COOKIE, TZ_COOKIE
+from portal.web.redirects import safe_next
 from portal.web.render import render
 
 ONE_YEAR = 365 * 24 * 3600
-
-
-def try_again_in(retry_after: int) -> str:
-    """How long to wait, in seconds under a minute, else in minutes (rounded up)."""
-    if retry_after < 60:
-        return ngettext(
-            "Try again in %(num)d second.", "Try again in %(num)d seconds.", retry_after
-        ) % {"num": retry_after}
-    minutes = -(-retry_after // 60)
-    return ngettext("Try again in %(num)d minute.", "Try again in %(num)d minutes.", minutes) % {
-        "num": minutes
-    }
-
-
-def throttled_message(exc: Throttled) -> str:
-    return f"{_(exc.message)} {try_again_in(exc.retry_after)}"
-
-
-def retry_after(exc: Throttled | CodeRequired) -> dict[str, str]:
-    return {"Retry-After": str(exc.retry_after)}
 
 
 def _home_for(request: Request[Any, Any, Any], user: User) -> str:
@@ -71,21 +52,18 @@ async def signup_page(
 
 
 def _signup_form(
-    request: Request[Any, Any, Any],
-    form: dict[str, str],
-    status_code: int = 200,
-    errors: dict[str, str] | None = None,
-    error: str | None = None,
-    headers: dict[str, str] | None = None,
+    request: Request[Any, Any, Any], form: dict[str, str], refused: DomainError | None = None
 ) -> Response[Any]:
+    """The form, again with what was typed when `refused`: its fields' errors, or why."""
+    said = refusal(refused) if refused else None
     return render(
         request,
         "pages/signup.html",
-        status_code=status_code,
-        headers=headers,
+        status_code=said.status if said else 200,
+        headers=said.headers if said else None,
         form=form,
-        errors=errors or {},
-        error=error,
+        errors=said.errors if said else {},
+        error=said.problem if said else None,
     )
 
 
@@ -99,11 +77,8 @@ async def signup_submit(
     signup = _signup_of(form, field(data, "password", 2000))
     try:
         email = await signup_request(redis=redis, ip=client_ip(request), form=signup)
-    except ValidationFailed as exc:
-        return _signup_form(request, form, 422, errors=translated(exc.errors))
-    except Throttled as exc:
-        error, headers = throttled_message(exc), retry_after(exc)
-        return _signup_form(request, form, 429, error=error, headers=headers)
+    except (ValidationFailed, Throttled) as exc:
+        return _signup_form(request, form, exc)
     return render(request, "pages/signup_sent.html", email=email)
 
 
@@ -127,21 +102,18 @@ async def signup_confirm_page(
 
 
 async def _confirm_page(
-    request: Request[Any, Any, Any],
-    token: str,
-    error: str | None = None,
-    status_code: int = 200,
-    headers: dict[str, str] | None = None,
+    request: Request[Any, Any, Any], token: str, refused: DomainError | None = None
 ) -> Response[Any]:
     held = await signup_token_user(token)
+    said = refusal(refused) if refused else None
     return render(
         request,
         "pages/signup_confirm.html",
-        status_code=status_code if held else 404,
-        headers=headers,
+        status_code=(said.status if said else 200) if held else 404,
+        headers=said.headers if said else None,
         email=held.email if held else None,
         form={"token": token},
-        error=error,
+        error=said.message if said else None,
     )
 
 
@@ -156,10 +128,8 @@ async def signup_confirm_submit(
         )
     except LinkInvalid:
         return await _confirm_page(request, "")
-    except Throttled as exc:
-        return await _confirm_page(request, token, throttled_message(exc), 429, retry_after(exc))
-    except LoginRefused as exc:
-        return await _confirm_page(request, token, _(exc.message), 400)
+    except (Throttled, LoginRefused) as exc:
+        return await _confirm_page(request, token, exc)
     await sessions.login(request, redis, user.id)
     flash(request, _("Welcome! Your account is ready."), "success")
     return see_other(safe_next(next_path, request.app.route_reverse("client_dashboard")))
@@ -176,21 +146,17 @@ async def login_page(
 
 
 def _login_page(
-    request: Request[Any, Any, Any],
-    form: dict[str, str],
-    status_code: int = 200,
-    error: str | None = None,
-    headers: dict[str, str] | None = None,
-    code_required: bool = False,
+    request: Request[Any, Any, Any], form: dict[str, str], refused: DomainError | None = None
 ) -> Response[Any]:
+    said = refusal(refused) if refused else None
     return render(
         request,
         "pages/login.html",
-        status_code=status_code,
-        headers=headers,
+        status_code=said.status if said else 200,
+        headers=said.headers if said else None,
         form=form,
-        error=error,
-        code_required=code_required or bool(form.get("code")),
+        error=said.message if said else None,
+        code_required=isinstance(refused, CodeRequired) or bool(form.get("code")),
     )
 
 
@@ -209,13 +175,10 @@ async def login_submit(
             ip=client_ip(request),
             code=form["code"],
         )
-    except Throttled as exc:
-        return _login_page(request, form, 429, throttled_message(exc), retry_after(exc))
-    except CodeRequired as exc:
-        form["code"] = ""
-        return _login_page(request, form, 429, _(exc.message), retry_after(exc), True)
-    except LoginRefused as exc:
-        return _login_page(request, form, 400, _(exc.message))
+    except (Throttled, CodeRequired, LoginRefused) as exc:
+        if isinstance(exc, CodeRequired):
+            form["code"] = ""
+        return _login_page(request, form, exc)
     await sessions.login(request, redis, user.id)
     return see_other(safe_next(form["next"], _home_for(request, user)))
 
@@ -252,7 +215,8 @@ async def account_profile(request: Request[Any, Any, Any], data: Form) -> Respon
             timezone=field(data, "timezone", 64),
         )
     except ValidationFailed as exc:
-        return _account_page(request, 422, profile_errors=translated(exc.errors))
+        said = refusal(exc)
+        return _account_page(request, said.status, profile_errors=said.errors)
     i18n.activate(user.locale, user.timezone)
     flash(request, _("Your profile is saved."), "success")
     return see_other(
@@ -281,12 +245,10 @@ async def account_password(
             new=field(data, "new_password", 2000),
             confirm=field(data, "confirm_password", 2000),
         )
-    except ValidationFailed as exc:
-        return _account_page(request, 422, password_errors=translated(exc.errors))
-    except Throttled as exc:
-        return _account_page(
-            request, 429, password_errors={"current_password": throttled_message(exc)}
-        )
+    except (ValidationFailed, Throttled) as exc:
+        said = refusal(exc)  # a wait is said beside the current password
+        errors = {"current_password": said.problem} if said.problem else said.errors
+        return _account_page(request, said.status, password_errors=errors)
     await sessions.end_other_sessions(request, redis, user.id)
     flash(request, _("Your password is changed. Your other sessions are logged out."), "success")
     return see_other(request.app.route_reverse("account"))
@@ -297,13 +259,12 @@ async def account_emails(request: Request[Any, Any, Any], data: Form) -> Respons
     """Which reminders and notices to receive (checkboxes: absent means off)."""
     user = current_user(request)
     assert user is not None
-    await User.update(
-        {
-            User.remind_bookings: field(data, "remind_bookings", 4) == "on",
-            User.remind_deadlines: field(data, "remind_deadlines", 4) == "on",
-            User.notify_credits: field(data, "notify_credits", 4) == "on",
-        }
-    ).where(User.id == user.id)
+    await user_set_email_choices(
+        user=user,
+        remind_bookings=field(data, "remind_bookings", 4) == "on",
+        remind_deadlines=field(data, "remind_deadlines", 4) == "on",
+        notify_credits=field(data, "notify_credits", 4) == "on",
+    )
     flash(request, _("Your email choices are saved."), "success")
     return see_other(request.app.route_reverse("account"))
 

@@ -12,15 +12,13 @@ from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from portal.accounts.login import CodeRequired, LoginRefused, Throttled, login_attempt
+from portal.accounts.login import login_attempt
 from portal.accounts.services import (
     token_create,
     token_revoke,
 )
 from portal.accounts.tables import User
-from portal.i18n import gettext as _
 from portal.routes import api_booking, api_charter, api_credits, api_questions
-from portal.routes.accounts import retry_after, throttled_message
 from portal.routes.api_charter import ErrorOut
 from portal.routes.forms import client_ip
 from portal.web.auth import current_user, login_required
@@ -63,12 +61,6 @@ class TokenOut(msgspec.Struct):
     user: UserOut
 
 
-def _error(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None
-) -> Response[Any]:
-    return Response({"code": code, "detail": detail}, status_code=status, headers=headers)
-
-
 @post(
     "/tokens",
     tags=["accounts"],
@@ -89,20 +81,9 @@ async def token_create_handler(
     request: Request[Any, Any, Any], data: JSONBody[TokenRequest], redis: RedisDep
 ) -> Response[Any]:
     """Exchange an email and password for a bearer token (send it as `Authorization: Bearer …`)."""
-    try:
-        user = await login_attempt(
-            redis=redis,
-            email=data.email,
-            password=data.password,
-            ip=client_ip(request),
-            code=data.code,
-        )
-    except Throttled as exc:
-        return _error(429, exc.code, throttled_message(exc), retry_after(exc))
-    except CodeRequired as exc:
-        return _error(429, exc.code, _(exc.message), retry_after(exc))
-    except LoginRefused as exc:
-        return _error(401, exc.code, _(exc.message))
+    user = await login_attempt(
+        redis=redis, email=data.email, password=data.password, ip=client_ip(request), code=data.code
+    )
     token = await token_create(user=user, name=data.name)
     return Response(
         TokenOut(token=token, token_type="bearer", user=UserOut.of(user)),  # noqa: S106

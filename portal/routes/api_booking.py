@@ -4,7 +4,7 @@ expert's side (their bookings, no-shows, cancellations)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,7 @@ from litestar import Request, Response, get, post, put
 from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, JSONBody
 
-from portal.accounts.tables import Expert
+from portal.accounts.selectors import expert_slugs
 from portal.booking.availability import (
     AvailabilityForm,
     availability_of,
@@ -21,6 +21,7 @@ from portal.booking.availability import (
     weekly_of,
 )
 from portal.booking.policy import cancellation_cost
+from portal.booking.selectors import bookings_for_client, bookings_for_expert
 from portal.booking.services import (
     SlotChoice,
     booking_cancel,
@@ -157,15 +158,7 @@ def _out(booking: Booking, expert_slug: str, invite: str) -> BookingOut:
 
 
 async def _outs(request: Request[Any, Any, Any], bookings: list[Booking]) -> list[BookingOut]:
-    ids = {b.expert for b in bookings}
-    slugs = (
-        {
-            row["id"]: row["slug"]
-            for row in await Expert.select(Expert.id, Expert.slug).where(Expert.id.is_in(list(ids)))
-        }
-        if ids
-        else {}
-    )
+    slugs = await expert_slugs(expert_ids=(b.expert for b in bookings))
     return [
         _out(b, slugs[b.expert], request.app.route_reverse("api_booking_invite", booking_id=b.id))
         for b in bookings
@@ -221,13 +214,7 @@ async def bookings(request: Request[Any, Any, Any]) -> list[BookingOut]:
     """The caller's bookings, latest start first."""
     user = current_user(request)
     assert user is not None
-    rows = (
-        await Booking.objects()
-        .where(Booking.client == user.id)
-        .order_by(Booking.starts_at, ascending=False)
-        .limit(500)
-    )
-    return await _outs(request, rows)
+    return await _outs(request, await bookings_for_client(client_id=user.id))
 
 
 @get(
@@ -292,12 +279,8 @@ async def expert_bookings(
 ) -> list[BookingOut]:
     """The expert's bookings starting between two dates (UTC), earliest first."""
     expert = await current_expert(request)
-    query = Booking.objects().where(Booking.expert == expert.id)
-    if start is not None:
-        query = query.where(Booking.starts_at >= datetime.combine(start, time(), UTC))
-    if end is not None:  # to the day's last instant: the next day may be beyond year 9999
-        query = query.where(Booking.starts_at <= datetime.combine(end, time.max, UTC))
-    return await _outs(request, await query.order_by(Booking.starts_at).limit(1000))
+    rows = await bookings_for_expert(expert_id=expert.id, first=start, last=end)
+    return await _outs(request, rows)
 
 
 @post(

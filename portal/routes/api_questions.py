@@ -11,10 +11,11 @@ from litestar import Request, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, JSONBody
 
-from portal.accounts.tables import Expert
+from portal.accounts.selectors import expert_get
 from portal.charter.services import expert_by_slug
-from portal.errors import N_, NotFound, ValidationFailed
+from portal.errors import ValidationFailed
 from portal.params import JsonId, PathId, Slug
+from portal.questions.selectors import questions_of_expert
 from portal.questions.services import answer, ask, question_for
 from portal.questions.tables import Question
 from portal.routes.api_charter import ERRORS, ErrorOut
@@ -75,10 +76,7 @@ def _out(question: Question, expert_slug: str) -> QuestionOut:
 
 
 async def _slug(question: Question) -> str:
-    expert = await Expert.objects().get(Expert.id == question.expert)
-    if expert is None:
-        raise NotFound(N_("This expert does not exist."))
-    return expert.slug
+    return (await expert_get(expert_id=question.expert)).slug
 
 
 @post(
@@ -141,12 +139,7 @@ async def expert_questions(
 ) -> list[QuestionOut]:
     """The expert's questions with this status (`open` by default), nearest deadline first."""
     expert = await current_expert(request)
-    rows = (
-        await Question.objects()
-        .where((Question.expert == expert.id) & (Question.status == status))
-        .order_by(Question.due_at)
-        .limit(500)
-    )
+    rows = await questions_of_expert(expert_id=expert.id, status=status, limit=500)
     return [_out(q, expert.slug) for q in rows]
 
 

@@ -7,11 +7,13 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.params import FromPath
 
-from portal.accounts.tables import Expert, User
+from portal.accounts.selectors import expert_get
+from portal.accounts.tables import User
 from portal.booking.invites import client_invite, expert_feed
+from portal.booking.selectors import availability_by_feed_token
 from portal.booking.services import booking_of_client
-from portal.booking.tables import Availability, Booking, BookingStatus
-from portal.errors import N_, NotFound
+from portal.booking.tables import Booking, BookingStatus
+from portal.errors import NotFound
 from portal.params import PathId
 from portal.settings import Settings
 from portal.web.auth import current_user, login_required
@@ -24,9 +26,7 @@ async def invite_response(
     request: Request[Any, Any, Any], settings: Settings, user: User, booking: Booking
 ) -> Response[bytes]:
     """The client's invite for one of their bookings, as a calendar file."""
-    expert = await Expert.objects().get(Expert.id == booking.expert)
-    if expert is None:
-        raise NotFound(N_("This expert does not exist."))
+    expert = await expert_get(expert_id=booking.expert)
     page = request.app.route_reverse("booking_page", booking_id=booking.id)
     body = client_invite(booking, expert, user, base_url=settings.base_url, page=page)
     method = "CANCEL" if booking.status == BookingStatus.cancelled.value else "REQUEST"
@@ -59,12 +59,10 @@ async def feed(filename: FromPath[str], settings: SettingsDep) -> Response[bytes
     token = filename.removesuffix(".ics")
     if token == filename or len(token) < 20:
         raise NotFound()
-    availability = await Availability.objects().where(Availability.feed_token == token).first()
+    availability = await availability_by_feed_token(token=token)
     if availability is None:
         raise NotFound()
-    expert = await Expert.objects().get(Expert.id == availability.expert)
-    if expert is None:
-        raise NotFound()
+    expert = await expert_get(expert_id=availability.expert)
     body = await expert_feed(expert, availability, base_url=settings.base_url)
     return Response(body, media_type=ICS, headers={"Cache-Control": "private, max-age=300"})
 

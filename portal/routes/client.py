@@ -17,6 +17,7 @@ from portal.credits.presentation import change, what
 from portal.credits.services import entries_of, wallet_of, wallets_of
 from portal.credits.statements import Month, months_with_entries, statement_of
 from portal.params import Slug
+from portal.questions.selectors import questions_of_client
 from portal.questions.tables import Question
 from portal.web.auth import current_user, login_required
 from portal.web.render import render
@@ -42,10 +43,7 @@ async def client_dashboard(request: Request[Any, Any, Any]) -> Response[Any]:
         "pages/me.html",
         wallets=await wallets_of(client_id=user.id),
         bookings=await bookings_of_client(client_id=user.id),
-        questions=await Question.select(*Question.all_columns(), Question.expert.display_name)
-        .where(Question.client == user.id)
-        .order_by(Question.id, ascending=False)
-        .limit(30),
+        questions=await questions_of_client(client_id=user.id),
         now=datetime.now(UTC),
     )
 

@@ -16,10 +16,10 @@ from portal.accounts.email_change import (
 from portal.accounts.throttle import Throttled
 from portal.errors import ValidationFailed
 from portal.i18n import gettext as _
-from portal.routes.accounts import throttled_message
 from portal.routes.forms import Form, client_ip, field, see_other, translated
 from portal.web.auth import current_user, login_required
 from portal.web.deps import RedisDep
+from portal.web.errors import refusal
 from portal.web.render import render
 
 TOKEN_MAX = 200
@@ -54,10 +54,10 @@ async def account_email(
             password=field(data, "password", 2000),
             ip=client_ip(request),
         )
-    except ValidationFailed as exc:
-        return _account_with(request, 422, translated(exc.errors), new_email)
-    except Throttled as exc:
-        return _account_with(request, 429, {"password": throttled_message(exc)}, new_email)
+    except (ValidationFailed, Throttled) as exc:
+        said = refusal(exc)
+        errors = said.errors or {"password": said.message}  # a wait is said by the password
+        return _account_with(request, said.status, errors, new_email)
     flash(
         request,
         _("A link is on its way to %(email)s: your address changes when you open it.")

@@ -14,7 +14,7 @@ from litestar.plugins.htmx import HTMXRequest
 from portal.accounts.services import expert_update_profile, user_by_email
 from portal.accounts.tables import Expert
 from portal.booking.availability import availability_of
-from portal.booking.tables import CalendarStatus, ExternalCalendar
+from portal.booking.selectors import bookings_upcoming_for, calendars_failing_count
 from portal.charter import rules as charter_rules
 from portal.charter.presentation import LABELS, changes
 from portal.charter.services import (
@@ -34,15 +34,17 @@ from portal.credits.presentation import PURCHASE_STATUS
 from portal.credits.services import clients_of, purchases_sold, sales_total, wallet_adjust
 from portal.errors import N_, Conflict, ValidationFailed
 from portal.i18n import gettext as _
-from portal.notify.tables import Notification, NotificationStatus
+from portal.notify.selectors import notifications_failed_count
 from portal.ops import worker_state
 from portal.params import PathId
-from portal.questions.tables import Question, QuestionStatus
+from portal.questions.selectors import questions_of_expert
+from portal.questions.tables import QuestionStatus
 from portal.routes import expert_booking, questions
 from portal.routes.charter import money_table
 from portal.routes.forms import Form, field, see_other, translated
 from portal.web.auth import current_expert, expert_required
 from portal.web.deps import RedisDep
+from portal.web.errors import refusal
 from portal.web.render import render
 
 
@@ -54,14 +56,8 @@ async def _attention(expert: Expert) -> dict[str, int]:
     """What needs the expert's attention: their emails that could not be sent, their other
     calendars that could not be read."""
     return {
-        "emails": await Notification.count().where(
-            (Notification.user == expert.user)
-            & (Notification.status == NotificationStatus.failed.value)
-        ),
-        "calendars": await ExternalCalendar.count().where(
-            (ExternalCalendar.expert == expert.id)
-            & (ExternalCalendar.status == CalendarStatus.error.value)
-        ),
+        "emails": await notifications_failed_count(user_id=expert.user),
+        "calendars": await calendars_failing_count(expert_id=expert.id),
     }
 
 
@@ -80,10 +76,8 @@ async def _dashboard(
         expert=expert,
         current=current,
         packs=await packs_for(expert=expert),
-        upcoming=await expert_booking.upcoming_of(expert),
-        waiting=await Question.objects()
-        .where((Question.expert == expert.id) & (Question.status == QuestionStatus.open.value))
-        .order_by(Question.due_at),
+        upcoming=await bookings_upcoming_for(expert_id=expert.id),
+        waiting=await questions_of_expert(expert_id=expert.id, status=QuestionStatus.open.value),
         expert_tz=(await availability_of(expert)).timezone,
         # Reply deadlines run on the charter's clock, in its zone.
         questions_tz=current.rules.timezone if current else "UTC",
@@ -111,7 +105,7 @@ async def profile_save(
             bio=field(data, "bio", 5000),
         )
     except ValidationFailed as exc:
-        return await _dashboard(request, expert, redis, exc.errors, status_code=422)
+        return await _dashboard(request, expert, redis, exc.errors, refusal(exc).status)
     flash(request, _("Your public profile is saved."), "success")
     return see_other(request.app.route_reverse("expert_dashboard"))
 
@@ -278,11 +272,13 @@ async def clients_adjust(request: Request[Any, Any, Any], data: Form) -> Respons
             validity_months=current.rules.credit_validity_months if current else 12,
             key=f"expert:{expert.id}:{form['key'] or uuid.uuid4().hex}",
         )
+    except InsufficientCredits:  # said as a field of the form
+        refused = ValidationFailed(
+            {"credits": N_("This client has fewer credits available than that.")}
+        )
+        return await _clients(request, expert, form, refused.errors, refusal(refused).status)
     except ValidationFailed as exc:
-        return await _clients(request, expert, form, exc.errors, status_code=422)
-    except InsufficientCredits:
-        errors = {"credits": N_("This client has fewer credits available than that.")}
-        return await _clients(request, expert, form, errors, status_code=422)
+        return await _clients(request, expert, form, exc.errors, refusal(exc).status)
     flash(request, _("The client's credits are adjusted."), "success")
     return see_other(request.app.route_reverse("expert_clients"))
 
@@ -322,7 +318,7 @@ async def pack_create_handler(request: Request[Any, Any, Any], data: Form) -> Re
         )
     except ValidationFailed as exc:
         packs = await packs_for(expert=expert, active_only=False)
-        return _packs_page(request, packs, form, exc.errors, status_code=422)
+        return _packs_page(request, packs, form, exc.errors, refusal(exc).status)
     flash(request, _("The pack is on sale."), "success")
     return see_other(request.app.route_reverse("expert_packs"))
 

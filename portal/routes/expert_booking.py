@@ -4,34 +4,27 @@ and no-shows."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.plugins.flash import flash
 
 from portal.accounts.tables import Expert
-from portal.booking import slots
 from portal.booking.availability import (
     AvailabilityForm,
     availability_of,
     availability_save,
     calendar_add,
     calendar_delete,
-    calendars_of,
     feed_token_rotate,
     form_of,
     override_delete,
-    override_list,
     override_set,
-    working_time,
 )
-from portal.booking.ics import CalendarError
+from portal.booking.presentation import availability_view, schedule_view
 from portal.booking.services import booking_cancel, booking_no_show, booking_of_expert
-from portal.booking.tables import Booking, BookingStatus
 from portal.charter.rules import WEEKDAYS
 from portal.errors import N_, ValidationFailed
 from portal.i18n import gettext as _
@@ -39,31 +32,9 @@ from portal.params import PathId
 from portal.routes.forms import Form, field, see_other, translated
 from portal.web.auth import current_expert
 from portal.web.deps import RedisDep
+from portal.web.errors import refusal
 from portal.web.jobs import trigger
 from portal.web.render import render
-
-PREVIEW_DAYS = 7
-SCHEDULE_YEARS = 5  # how far back or ahead the schedule can be browsed
-
-
-async def _week_preview(
-    expert: Expert, tz: str
-) -> list[tuple[date, list[tuple[datetime, datetime]]]]:
-    """The next 7 days' working periods as the slot computation sees them (weekly hours
-    and date overrides), in the expert's zone."""
-    availability = await availability_of(expert)
-    today = datetime.now(ZoneInfo(tz)).date()
-    last = today + timedelta(days=PREVIEW_DAYS - 1)
-    spans = await working_time(expert, availability, today, last)
-    zone = ZoneInfo(tz)
-    days: dict[date, list[tuple[datetime, datetime]]] = {
-        today + timedelta(days=n): [] for n in range(PREVIEW_DAYS)
-    }
-    for start, end in spans:
-        day = start.astimezone(zone).date()
-        if day in days:
-            days[day].append((start, end))
-    return list(days.items())
 
 
 async def _availability_page(
@@ -74,26 +45,17 @@ async def _availability_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response[Any]:
-    availability = await availability_of(expert)
-    settings = request.app.state.settings
-    today = datetime.now(ZoneInfo(availability.timezone)).date()
+    context = await availability_view(expert=expert)
+    context["form"] = form or context["form"]  # as typed, when shown again
+    feed = f"{context['availability'].feed_token}.ics"
     return render(
         request,
         "pages/expert/availability.html",
         status_code=status_code,
-        availability=availability,
-        form=form or form_of(availability),
         errors=translated(errors or {}),
-        weekdays=WEEKDAYS,
-        preview=await _week_preview(expert, availability.timezone),
-        overrides=[
-            {"id": o.id, "day": o.day, "periods": json.loads(o.hours), "note": o.note}
-            for o in await override_list(expert, first=today)
-        ],
-        calendar_errors=CalendarError.REASONS,
-        calendars=await calendars_of(expert),
-        feed_url=settings.base_url
-        + request.app.route_reverse("expert_feed", filename=f"{availability.feed_token}.ics"),
+        **context,
+        feed_url=request.app.state.settings.base_url
+        + request.app.route_reverse("expert_feed", filename=feed),
     )
 
 
@@ -119,7 +81,7 @@ async def availability_submit(request: Request[Any, Any, Any], data: Form) -> Re
         )
     except ValidationFailed as exc:
         return await _availability_page(
-            request, expert, form=form, errors=exc.errors, status_code=422
+            request, expert, form=form, errors=exc.errors, status_code=refusal(exc).status
         )
     flash(request, _("Your availability is saved."), "success")
     return see_other(request.app.route_reverse("expert_availability"))
@@ -141,7 +103,7 @@ async def override_submit(request: Request[Any, Any, Any], data: Form) -> Respon
             f"override_{k}": v for k, v in form.items()
         }
         return await _availability_page(
-            request, expert, form=merged, errors=errors, status_code=422
+            request, expert, form=merged, errors=errors, status_code=refusal(exc).status
         )
     flash(request, _("The date is saved."), "success")
     return see_other(request.app.route_reverse("expert_availability"))
@@ -173,7 +135,7 @@ async def calendar_submit(
             f"calendar_{k}": v for k, v in form.items()
         }
         return await _availability_page(
-            request, expert, form=merged, errors=errors, status_code=422
+            request, expert, form=merged, errors=errors, status_code=refusal(exc).status
         )
     flash(
         request, _("The calendar is added: its busy times are read within 15 minutes."), "success"
@@ -195,68 +157,14 @@ async def feed_rotate(request: Request[Any, Any, Any]) -> Response[Any]:
     return see_other(request.app.route_reverse("expert_availability"))
 
 
-async def schedule_of(expert: Expert, first: datetime, last: datetime) -> list[dict[str, Any]]:
-    """The expert's bookings starting between two instants, with their clients."""
-    rows = (
-        await Booking.select(*Booking.all_columns(), Booking.client.email, Booking.client.name)
-        .where(
-            (Booking.expert == expert.id)
-            & (Booking.starts_at >= first)
-            & (Booking.starts_at < last)
-        )
-        .order_by(Booking.starts_at)
-    )
-    return rows
-
-
-UPCOMING = 8
-
-
-async def upcoming_of(expert: Expert) -> list[dict[str, Any]]:
-    """The expert's next booked exchanges, for the dashboard."""
-    now = datetime.now(UTC)
-    rows = await schedule_of(expert, now - timedelta(hours=1), now + timedelta(days=60))
-    return [r for r in rows if r["status"] == BookingStatus.booked.value][:UPCOMING]
-
-
 @get("/schedule", name="expert_schedule")
 async def schedule_page(
     request: Request[Any, Any, Any],
     day: FromQuery[str | None] = None,
     view: FromQuery[str] = "week",
 ) -> Response[Any]:
-    expert = await current_expert(request)
-    availability = await availability_of(expert)
-    zone = ZoneInfo(availability.timezone)
-    today = datetime.now(zone).date()
-    try:
-        first = date.fromisoformat(day) if day else today
-    except ValueError:
-        first = today
-    if abs((first - today).days) > SCHEDULE_YEARS * 366:
-        first = today
-    if view != "day":
-        view = "week"
-        first -= timedelta(days=first.weekday())
-    span = 1 if view == "day" else 7
-    start = slots.local_to_utc(first, 0, zone)
-    end = slots.local_to_utc(first + timedelta(days=span), 0, zone)
-    bookings = await schedule_of(expert, start, end)
-    days: dict[date, list[dict[str, Any]]] = {first + timedelta(days=n): [] for n in range(span)}
-    for booking in bookings:
-        days.setdefault(booking["starts_at"].astimezone(zone).date(), []).append(booking)
-    return render(
-        request,
-        "pages/expert/schedule.html",
-        expert=expert,
-        tz=availability.timezone,
-        view=view,
-        first=first,
-        days=days,
-        previous=first - timedelta(days=span),
-        following=first + timedelta(days=span),
-        now=datetime.now(UTC),
-    )
+    context = await schedule_view(expert=await current_expert(request), day=day, view=view)
+    return render(request, "pages/expert/schedule.html", **context)
 
 
 @post("/bookings/{booking_id:int}/cancel", name="expert_booking_cancel")

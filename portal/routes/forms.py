@@ -22,13 +22,6 @@ def field(data: dict[str, Any], name: str, max_length: int = 10_000) -> str:
     return str(value)[:max_length].replace("\x00", "")  # NUL: no database stores it
 
 
-def safe_next(target: str | None, default: str) -> str:
-    """Only a path on this site: never another host (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return default
-
-
 def translated(errors: dict[str, str]) -> dict[str, str]:
     return {name: _(message) for name, message in errors.items()}
 

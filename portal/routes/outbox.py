@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Request, Response, get
 
 from portal.errors import NotFound
-from portal.notify.tables import Notification
+from portal.notify.selectors import notification_get, notifications_latest
 from portal.params import PathId
 from portal.web.deps import SettingsDep
 from portal.web.render import render
@@ -22,7 +22,7 @@ def _demo_only(settings: Any) -> None:
 @get("/outbox", name="outbox", include_in_schema=False)
 async def outbox(request: Request[Any, Any, Any], settings: SettingsDep) -> Response[Any]:
     _demo_only(settings)
-    emails = await Notification.objects().order_by(Notification.id, ascending=False).limit(100)
+    emails = await notifications_latest()
     return render(request, "pages/outbox.html", emails=emails, shown=None)
 
 
@@ -31,10 +31,8 @@ async def outbox_email(
     request: Request[Any, Any, Any], notification_id: PathId, settings: SettingsDep
 ) -> Response[Any]:
     _demo_only(settings)
-    shown = await Notification.objects().where(Notification.id == notification_id).first()
-    if shown is None:
-        raise NotFound()
-    emails = await Notification.objects().order_by(Notification.id, ascending=False).limit(100)
+    shown = await notification_get(notification_id=notification_id)
+    emails = await notifications_latest()
     return render(request, "pages/outbox.html", emails=emails, shown=shown)
 
 

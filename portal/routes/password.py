@@ -12,10 +12,10 @@ from portal.accounts.reset import reset_finish, reset_request, reset_user
 from portal.accounts.throttle import Throttled
 from portal.errors import N_, ValidationFailed
 from portal.i18n import gettext as _
-from portal.routes.accounts import retry_after, throttled_message
 from portal.routes.forms import Form, client_ip, field, see_other, translated
 from portal.web import sessions
 from portal.web.deps import RedisDep
+from portal.web.errors import refusal
 from portal.web.render import render
 
 TOKEN_MAX = 200
@@ -45,14 +45,15 @@ async def forgot_submit(
     try:
         email = await reset_request(redis=redis, ip=client_ip(request), email=form["email"])
     except Throttled as exc:
+        said = refusal(exc)
         return render(
             request,
             "pages/password_forgot.html",
-            status_code=429,
-            headers=retry_after(exc),
+            status_code=said.status,
+            headers=said.headers,
             form=form,
             errors={},
-            error=throttled_message(exc),
+            error=said.message,
         )
     return render(request, "pages/password_sent.html", email=email)
 

@@ -9,10 +9,11 @@ from litestar.response import File
 from portal import i18n
 from portal.accounts.services import user_set_locale
 from portal.charter.services import published_experts
-from portal.routes.forms import Form, field, safe_next, see_other
+from portal.routes.forms import Form, field, see_other
 from portal.web import STATIC_DIR
 from portal.web.auth import current_user
 from portal.web.locale import LANG_COOKIE
+from portal.web.redirects import safe_next
 from portal.web.render import render
 
 ONE_YEAR = 365 * 24 * 3600

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.response import Redirect
 
-from portal.accounts.tables import Expert
+from portal.accounts.selectors import expert_get
 from portal.charter.services import expert_by_slug, pack_of, version_current
 from portal.charter.tables import CreditPack
 from portal.credits import ledger
@@ -144,7 +144,7 @@ async def purchase_status(request: Request[Any, Any, Any], purchase_id: PathId) 
     assert user is not None
     purchase = await purchase_of(client_id=user.id, purchase_id=purchase_id)
     wallet = await ledger.wallet_for(client_id=user.id, expert_id=purchase.expert)
-    expert = await Expert.objects().get(Expert.id == purchase.expert)
+    expert = await expert_get(expert_id=purchase.expert)
     settled = purchase.status not in (PurchaseStatus.pending.value, PurchaseStatus.processing.value)
     return render(
         request,

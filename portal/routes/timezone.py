@@ -11,9 +11,10 @@ from litestar.datastructures import Cookie
 
 from portal import i18n
 from portal.accounts.services import user_set_timezone
-from portal.routes.forms import Form, field, safe_next, see_other
+from portal.routes.forms import Form, field, see_other
 from portal.web.auth import current_user
 from portal.web.locale import TZ_COOKIE
+from portal.web.redirects import safe_next
 
 ONE_YEAR = 365 * 24 * 3600
 

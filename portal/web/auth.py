@@ -31,6 +31,13 @@ def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
     return connection.scope.get("user")
 
 
+def signed_in_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
+    """The logged-in user, behind `login_required`."""
+    user = current_user(connection)
+    assert user is not None
+    return user
+
+
 class AuthMiddleware(ASGIMiddleware):
     def __init__(self, exclude_path_pattern: tuple[str, ...] = ()) -> None:
         # By the request's path (static files are one route for many paths).

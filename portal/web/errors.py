@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -33,33 +34,50 @@ from litestar.status_codes import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from portal.accounts.login import CodeRequired, LoginRefused
+from portal.accounts.throttle import Throttled
+from portal.credits.checkout import PaymentsUnavailable
+from portal.credits.ledger import InsufficientCredits
 from portal.errors import N_, Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from portal.i18n import gettext as _
-from portal.routes.forms import safe_next
+from portal.i18n import ngettext
 from portal.web.auth import is_api
 from portal.web.locale import activate_for
+from portal.web.redirects import safe_next
 
 log = logging.getLogger(__name__)
 
-# The status of a domain error: by its code where one is special, else by its kind.
-DOMAIN_STATUS = {
-    "insufficient_credits": 402,
-    "throttled": 429,
-    "code_required": 429,
-    "payments_unavailable": 503,
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How a kind of domain error is answered over HTTP."""
+
+    status: int
+    api_status: int | None = None  # on the JSON API, where it differs from a page's
+    extras: tuple[str, ...] = ()  # attributes of the error that its JSON body carries too
+    retry_after: bool = False  # its `retry_after` seconds go in a Retry-After header
+    says_wait: bool = False  # and its message says how long to wait
+
+
+# Every domain error's answer, in one place. A class answers for its subclasses that are
+# not listed; an error raised with a code of its own (`Conflict(..., code="too_late")`) is
+# answered as its class.
+ANSWERS: dict[type[DomainError], Answer] = {
+    DomainError: Answer(400),
+    ValidationFailed: Answer(422),  # with `errors`: a message per field
+    NotFound: Answer(404),
+    Forbidden: Answer(403),
+    Conflict: Answer(409),
+    InsufficientCredits: Answer(402, extras=("missing",)),  # how many more are needed
+    Throttled: Answer(429, retry_after=True, says_wait=True),
+    CodeRequired: Answer(429, retry_after=True),  # a code was emailed to the account
+    LoginRefused: Answer(400, api_status=401),
+    PaymentsUnavailable: Answer(503),
 }
-KIND_STATUS: tuple[tuple[type[DomainError], int], ...] = (
-    (ValidationFailed, 422),
-    (NotFound, 404),
-    (Forbidden, 403),
-    (Conflict, 409),
-)
 
 
-def domain_status(exc: DomainError) -> int:
-    if exc.code in DOMAIN_STATUS:
-        return DOMAIN_STATUS[exc.code]
-    return next((status for kind, status in KIND_STATUS if isinstance(exc, kind)), 400)
+def answer_of(exc: DomainError) -> Answer:
+    return next(ANSWERS[kind] for kind in type(exc).__mro__ if kind in ANSWERS)
 
 
 OUTAGES: tuple[type[BaseException], ...] = (
@@ -136,23 +154,64 @@ def _message(exc: DomainError, status: int) -> str:
     return _(exc.message)
 
 
+def try_again_in(retry_after: int) -> str:
+    """How long to wait, in seconds under a minute, else in minutes (rounded up)."""
+    if retry_after < 60:
+        return ngettext(
+            "Try again in %(num)d second.", "Try again in %(num)d seconds.", retry_after
+        ) % {"num": retry_after}
+    minutes = -(-retry_after // 60)
+    return ngettext("Try again in %(num)d minute.", "Try again in %(num)d minutes.", minutes) % {
+        "num": minutes
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A domain error as its answer says it, in the viewer's language: what the error page
+    and the JSON body show, and what a form shown again with it shows."""
+
+    status: int
+    message: str
+    errors: dict[str, str]  # a message per field (ValidationFailed), else empty
+    extras: dict[str, Any]  # the answer's extras, by name
+    headers: dict[str, str]
+    problem: str | None  # the message, unless the fields say what is wrong
+
+
+def refusal(exc: DomainError, *, api: bool = False) -> Refusal:
+    """How `exc` is answered: on the JSON API (`api`) or on a page."""
+    answer = answer_of(exc)
+    status = answer.api_status if api and answer.api_status else answer.status
+    message = _message(exc, status)
+    headers: dict[str, str] = {}
+    if answer.retry_after:
+        wait: int = getattr(exc, "retry_after")  # noqa: B009
+        headers["Retry-After"] = str(wait)
+        if answer.says_wait:
+            message = f"{message} {try_again_in(wait)}"
+    errors = exc.errors if isinstance(exc, ValidationFailed) else {}
+    return Refusal(
+        status=status,
+        message=message,
+        errors={name: _(text) for name, text in errors.items()},
+        extras={name: getattr(exc, name) for name in answer.extras},
+        headers=headers,
+        problem=None if isinstance(exc, ValidationFailed) else message,
+    )
+
+
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     activate_for(request)
-    status = domain_status(exc)
-    if is_api(request.scope):
-        extra: dict[str, Any] = (
-            {"errors": {k: _(v) for k, v in exc.errors.items()}}
-            if isinstance(exc, ValidationFailed)
-            else {}
-        )
-        if (missing := getattr(exc, "missing", None)) is not None:
-            extra["missing"] = missing  # insufficient_credits: how many more are needed
-        response = _json(status, exc.code, _message(exc, status), **extra)
+    api = is_api(request.scope)
+    said = refusal(exc, api=api)
+    if api:
+        errors = {"errors": said.errors} if isinstance(exc, ValidationFailed) else {}
+        response = _json(said.status, exc.code, said.message, **errors, **said.extras)
     else:
-        details = [_(v) for v in exc.errors.values()] if isinstance(exc, ValidationFailed) else []
-        response = _page(request, status, "domain", message=_message(exc, status), details=details)
-    if retry_after := getattr(exc, "retry_after", None):
-        response.headers["Retry-After"] = str(retry_after)
+        details = list(said.errors.values())
+        response = _page(request, said.status, "domain", message=said.message, details=details)
+    response.headers.update(said.headers)
     return response
 
 

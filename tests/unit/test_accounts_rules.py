@@ -5,8 +5,8 @@ import pytest
 from portal.accounts.passwords import HASHER
 from portal.accounts.services import normalize_email
 from portal.accounts.throttle import address_of
-from portal.routes.forms import safe_next
 from portal.web.hosts import _hostname, allowed_hosts
+from portal.web.redirects import safe_next
 
 
 def test_argon2id_parameters_meet_the_minimum() -> None:
