@@ -29,6 +29,21 @@ def _what(booking: Booking) -> str:
     return f"{kind} · {i18n.format_minutes(booking.duration)}"
 
 
+def _how(booking: Booking, *, for_client: bool) -> str:
+    """How the exchange happens, in words for whoever reads it."""
+    if booking.meeting_url:
+        return _("Video room: %(url)s") % {"url": booking.meeting_url}
+    if booking.call_mode == "client_calls" and booking.expert_phone:
+        if for_client:
+            return _("You call %(phone)s at the time.") % {"phone": booking.expert_phone}
+        return _("The client calls %(phone)s.") % {"phone": booking.expert_phone}
+    if booking.phone:
+        if for_client:
+            return _("The expert calls you at %(phone)s.") % {"phone": booking.phone}
+        return _("You call the client at %(phone)s.") % {"phone": booking.phone}
+    return ""
+
+
 def _url(path: str) -> str:
     return get_settings().base_url + path
 
@@ -59,9 +74,9 @@ async def booking_changed(booking: Booking, change: str) -> None:
 
     def for_client() -> Email:
         subjects = {
-            "booked": _("Booking confirmed: %(what)s with %(name)s"),
-            "moved": _("Booking moved: %(what)s with %(name)s"),
-            "cancelled": _("Booking cancelled: %(what)s with %(name)s"),
+            "booked": _("Booking confirmed: %(what)s with %(name)s, %(when)s"),
+            "moved": _("Booking moved: %(what)s with %(name)s, now %(when)s"),
+            "cancelled": _("Booking cancelled: %(what)s with %(name)s, %(when)s"),
         }
         lines = {
             "booked": _(
@@ -74,9 +89,20 @@ async def booking_changed(booking: Booking, change: str) -> None:
             ),
         }
         values = {"what": _what(booking), "name": expert.display_name, "when": _when(booking)}
+        said = [lines[change] % values]
+        if change != "cancelled":
+            said += [
+                how
+                for how in (
+                    _how(booking, for_client=True),
+                    _("To move or cancel it, open its page: %(url)s") % {"url": _url(page)},
+                )
+                if how
+            ]
+        said.append(_("The invite is attached for your calendar."))
         return Email(
             subject=subjects[change] % values,
-            lines=[lines[change] % values, _("The invite is attached for your calendar.")],
+            lines=said,
             link=(_("See the booking"), _url(page)),
         )
 
@@ -88,9 +114,12 @@ async def booking_changed(booking: Booking, change: str) -> None:
         }
         values = {"what": _what(booking), "when": _when(booking)}
         who = client.name or client.email
+        said = [_("Client: %(who)s (%(email)s).") % {"who": who, "email": client.email}]
+        if change != "cancelled" and (how := _how(booking, for_client=False)):
+            said.append(how)
         return Email(
             subject=subjects[change] % values,
-            lines=[_("Client: %(who)s (%(email)s).") % {"who": who, "email": client.email}],
+            lines=said,
             link=(_("Your schedule"), _url("/expert/schedule")),
         )
 
@@ -199,12 +228,8 @@ async def booking_reminder(booking: Booking, user: User, lead: timedelta) -> Non
             "num": hours,
         }
         line = _("%(what)s on %(when)s.") % values
-        if booking.meeting_url:
-            line += " " + _("Video room: %(url)s") % {"url": booking.meeting_url}
-        elif booking.call_mode == "client_calls" and booking.expert_phone:
-            line += " " + _("The client calls %(phone)s.") % {"phone": booking.expert_phone}
-        elif booking.phone:
-            line += " " + _("The expert calls %(phone)s.") % {"phone": booking.phone}
+        if how := _how(booking, for_client=for_client):
+            line += " " + how
         page = f"/me/bookings/{booking.id}" if for_client else "/expert/schedule"
         return Email(subject=subject, lines=[line], link=(_("See the booking"), _url(page)))
 

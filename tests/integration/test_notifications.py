@@ -102,7 +102,14 @@ async def test_a_booking_is_told_to_both_in_their_language(smtp: tuple[_Inbox, i
     by_to = {m["To"]: m for m in inbox.messages}
     client_mail, expert_mail = by_to["c@example.org"], by_to["expert@example.org"]
     assert client_mail["Subject"].startswith("Rendez-vous confirmé")
+    assert "09:00" in client_mail["Subject"]  # when, in the subject (Paris time)
     assert expert_mail["Subject"].startswith("New booking")
+    client_text = _parts(client_mail)["text/plain"].get_payload(decode=True).decode()
+    # How it happens, and where to move or cancel it.
+    assert "L’expert vous appelle au +33 6 12 34 56 78." in client_text
+    assert f"/me/bookings/{booking.id}" in client_text.split("déplacer ou l’annuler")[1]
+    expert_text = _parts(expert_mail)["text/plain"].get_payload(decode=True).decode()
+    assert "You call the client at +33 6 12 34 56 78." in expert_text
     parts = _parts(client_mail)
     assert {"text/plain", "text/html", "text/calendar"} <= set(parts)
     assert "Bonjour Camille Client" in parts["text/plain"].get_payload(decode=True).decode()
