@@ -22,6 +22,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from portal import db
+from portal.booking.policy import share
 from portal.booking.presentation import BOOKING_STATUS
 from portal.questions.presentation import QUESTION_STATUS
 from portal.redis import EmbeddedRedis, connect
@@ -59,6 +60,7 @@ def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
         base_url=settings.base_url,
         demo=settings.demo,
         booking_status=BOOKING_STATUS,
+        share=share,  # a cancellation's or no-show's share of a price, as policy.py rounds
         question_status=QUESTION_STATUS,
     )
     engine = JinjaTemplateEngine.from_environment(env)

@@ -2,10 +2,13 @@
 
 - The client cancels before the free-cancellation deadline (start minus the charter's
   hours): free, the hold is released. Later: the charter's share of the credits is
-  captured (rounded down), the rest released.
+  captured, the rest released.
 - The expert cancels: always free for the client.
 - The client does not come: the charter's no-show share is captured. The expert does not
   come: free for the client.
+
+A share is rounded to the nearest credit, a half up (50 % of 1 credit keeps 1, 50 % of 3
+keeps 2): a small price's share never rounds to nothing unless it is under half a credit.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ class Terms:
 
 
 def share(credits: int, percent: int) -> int:
-    return credits * percent // 100
+    """`percent` % of `credits`, rounded to the nearest credit, a half up."""
+    return (credits * percent + 50) // 100
 
 
 def late_cancellation_cost(terms: Terms) -> int:

@@ -239,6 +239,7 @@ async def move_view(*, booking: Booking, new_start: datetime) -> dict[str, Any]:
     context = await booking_view(booking=booking)
     context["new_start"] = new_start
     context["new_free_until"] = replace(terms_of(booking), starts_at=new_start).free_until
+    context["late_cost"] = late_cancellation_cost(terms_of(booking))
     return context
 
 

@@ -211,11 +211,11 @@ async def test_cancelling_early_is_free_late_costs_what_the_charter_says() -> No
     assert await _balance(client, expert) == (15, 5)
     await booking_cancel(booking=early, by_expert=False)
     assert await _balance(client, expert) == (17, 3)
-    cancelled = await booking_cancel(booking=late, by_expert=False)  # 50 % of 3, rounded down
+    cancelled = await booking_cancel(booking=late, by_expert=False)  # 50 % of 3: 1.5, so 2
     assert cancelled.status == BookingStatus.cancelled.value and cancelled.cancelled_by == "client"
-    assert await _balance(client, expert) == (19, 0)
+    assert await _balance(client, expert) == (18, 0)
     again = await booking_cancel(booking=late, by_expert=True)  # a second click: no change
-    assert again.cancelled_by == "client" and await _balance(client, expert) == (19, 0)
+    assert again.cancelled_by == "client" and await _balance(client, expert) == (18, 0)
 
 
 async def test_the_expert_cancelling_is_always_free() -> None:

@@ -33,3 +33,25 @@ def test_the_late_cost_is_what_a_late_cancellation_costs(
     assert 0 <= late <= credits
     assert cancellation_cost(terms, now=now, by_expert=False) == (0 if before < 0 else late)
     assert cancellation_cost(terms, now=now, by_expert=True) == 0
+
+
+def test_a_share_is_rounded_to_the_nearest_credit_a_half_up_for_every_price_and_percent() -> None:
+    """Against exact fractions, over every price a charter may set and every percentage:
+    the nearest credit, halves up; never more than the price; nothing only under half."""
+    from fractions import Fraction
+
+    from portal.booking.policy import share
+
+    for credits in range(1, 501):
+        for percent in range(101):
+            exact = Fraction(credits * percent, 100)
+            got = share(credits, percent)
+            assert got - Fraction(1, 2) <= exact < got + Fraction(1, 2), (credits, percent)
+            assert 0 <= got <= credits
+            assert (got == 0) == (exact < Fraction(1, 2))
+
+
+def test_half_a_small_price_is_not_rounded_to_nothing() -> None:
+    from portal.booking.policy import share
+
+    assert [share(1, 50), share(3, 50), share(1, 49), share(2, 25), share(5, 10)] == [1, 2, 0, 1, 1]
