@@ -221,6 +221,7 @@ async def _world() -> World:
             # The path's link was never sent: the page says so, nothing changes.
             "password_reset_submit": {"password": PASSWORD, "confirm": PASSWORD},
             "set_language": {"locale": "fr", "next": "/"},
+            "set_timezone": {"timezone": "Europe/Paris", "next": "/"},
             "account_emails": {"remind_bookings": "on", "notify_credits": "on"},
             # The current password is wrong: the sweep's sessions and tokens stay valid.
             "account_password": {
