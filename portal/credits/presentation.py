@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
 from portal import i18n
 from portal.credits.tables import EntryKind
 from portal.errors import N_
@@ -52,3 +58,47 @@ PURCHASE_STATUS = {
     "failed": N_("payment failed"),
     "expired": N_("abandoned"),
 }
+
+
+def entries_in_words(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ledger rows (see services.entries_of) with what each says and the change it made."""
+    return [
+        {
+            **row,
+            "what": what(row["kind"], row["reference"], row["memo"]),
+            "change": change(row["kind"], row["amount"], row["held_change"]),
+        }
+        for row in rows
+    ]
+
+
+def history_csv(rows: list[dict[str, Any]]) -> bytes:
+    """The history as a spreadsheet opens it in the viewer's language: headers in it, times
+    in the viewer's zone, `;` between fields in French (its spreadsheets read `,` as the
+    decimal mark) and `,` in English, UTF-8 with a BOM (for accents in Excel)."""
+    zone = i18n.current_timezone()
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";" if i18n.current_locale() == "fr" else ",")
+    writer.writerow(
+        [
+            i18n.gettext("Date (%(zone)s)") % {"zone": zone},
+            i18n.gettext("What"),
+            i18n.gettext("Credits"),
+            i18n.gettext("Available after"),
+            i18n.gettext("Held after"),
+            i18n.gettext("Reference"),
+        ]
+    )
+    for row in entries_in_words(rows):
+        moment: datetime = row["created_at"]
+        writer.writerow(
+            [
+                moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M"),
+                row["what"],
+                row["change"],
+                row["available_after"],
+                row["held_after"],
+                row["reference"],
+            ]
+        )
+    return out.getvalue().encode("utf-8-sig")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +11,7 @@ from litestar.params import FromQuery
 from portal import i18n
 from portal.booking.services import bookings_of_client
 from portal.booking.tables import Booking
-from portal.credits.presentation import change, what
+from portal.credits.presentation import entries_in_words, history_csv
 from portal.credits.services import entries_of, wallet_of, wallets_of
 from portal.credits.statements import Month, months_with_entries, statement_of
 from portal.params import Slug
@@ -21,17 +19,6 @@ from portal.questions.selectors import questions_of_client
 from portal.questions.tables import Question
 from portal.web.auth import current_user, login_required
 from portal.web.render import render
-
-
-def _entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            **row,
-            "what": what(row["kind"], row["reference"], row["memo"]),
-            "change": change(row["kind"], row["amount"], row["held_change"]),
-        }
-        for row in rows
-    ]
 
 
 @get("/me", name="client_dashboard", guards=[login_required], include_in_schema=False)
@@ -55,7 +42,7 @@ async def client_wallet(request: Request[Any, Any, Any], slug: Slug) -> Response
     user = current_user(request)
     assert user is not None
     wallet = await wallet_of(client_id=user.id, expert_slug=slug)
-    entries = _entries(await entries_of(wallet_id=wallet.wallet_id))
+    entries = entries_in_words(await entries_of(wallet_id=wallet.wallet_id))
     return render(request, "pages/client/wallet.html", wallet=wallet, entries=entries)
 
 
@@ -69,25 +56,8 @@ async def client_wallet_csv(request: Request[Any, Any, Any], slug: Slug) -> Resp
     user = current_user(request)
     assert user is not None
     wallet = await wallet_of(client_id=user.id, expert_slug=slug)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        ["date_utc", "kind", "credits", "available_after", "held_after", "reference", "description"]
-    )
-    for e in _entries(await entries_of(wallet_id=wallet.wallet_id)):
-        writer.writerow(
-            [
-                e["created_at"].isoformat(),
-                e["kind"],
-                e["change"],
-                e["available_after"],
-                e["held_after"],
-                e["reference"],
-                e["what"],
-            ]
-        )
     return Response(
-        out.getvalue().encode("utf-8-sig"),  # with a BOM, spreadsheets read the accents right
+        history_csv(await entries_of(wallet_id=wallet.wallet_id)),
         media_type="text/csv",  # Litestar adds "; charset=utf-8"
         headers={"Content-Disposition": f'attachment; filename="credits-{slug}.csv"'},
     )
@@ -114,9 +84,8 @@ async def client_statement(
         tz=tz,
         sources={"booking": Booking, "question": Question},
     )
-    for row in statement.exchanges + statement.movements:
-        row["what"] = what(row["kind"], row["reference"], row["memo"])
-        row["change"] = change(row["kind"], row["amount"], row["held_change"])
+    statement.exchanges[:] = entries_in_words(statement.exchanges)
+    statement.movements[:] = entries_in_words(statement.movements)
     return render(
         request,
         "pages/client/statement.html",

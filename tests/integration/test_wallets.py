@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from httpx import AsyncClient
 
@@ -59,12 +60,33 @@ async def test_history_in_plain_words_and_csv(client: AsyncClient) -> None:
     assert "Crédits débités — Rendez-vous n° 7" in page
     assert "Crédits réservés — Question n° 4" in page
     assert "Crédits ajoutés — Achat n° 2" in page
+    assert 'download hx-boost="false"' in page  # a file, not a page htmx would paste in
     response = await client.get("/me/wallets/alice-expert/history.csv")
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
-    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert [r["kind"] for r in rows] == ["grant", "grant", "hold", "capture", "hold"]
-    assert [int(r["credits"]) for r in rows] == [5, 10, -2, -2, -1]
-    assert rows[-1]["available_after"] == "12" and rows[-1]["held_after"] == "1"
+    assert response.content.startswith(b"\xef\xbb\xbf")  # the BOM: Excel reads UTF-8
+    # French: `;` between fields, headers in French, times in the client's zone.
+    text = response.content.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    assert list(rows[0]) == [
+        "Date (Europe/Paris)",
+        "Opération",
+        "Crédits",
+        "Disponible ensuite",
+        "Réservés ensuite",
+        "Référence",
+    ]
+    assert [int(r["Crédits"]) for r in rows] == [5, 10, -2, -2, -1]
+    assert rows[-1]["Disponible ensuite"] == "12" and rows[-1]["Réservés ensuite"] == "1"
+    assert rows[3]["Opération"] == "Crédits débités — Rendez-vous n° 7"
+    [first] = await Entry.select(Entry.created_at).order_by(Entry.id).limit(1)
+    paris = first["created_at"].astimezone(ZoneInfo("Europe/Paris"))
+    assert rows[0]["Date (Europe/Paris)"] == paris.strftime("%Y-%m-%d %H:%M")
+    # English: `,` and English headers.
+    await post_form(client, "/lang", {"locale": "en", "next": "/"}, from_page="/")
+    english = (await client.get("/me/wallets/alice-expert/history.csv")).content
+    rows = list(csv.DictReader(io.StringIO(english.decode("utf-8-sig"))))
+    assert rows[3]["What"] == "Credits debited — Booking #7"
+    assert [int(r["Credits"]) for r in rows] == [5, 10, -2, -2, -1]
     assert await ledger.wallet_check(wallet_id=wallet_id) == []
 
 
