@@ -12,6 +12,7 @@ from httpx import AsyncClient
 
 from portal.accounts.tables import User
 from portal.booking.availability import availability_of
+from portal.booking.services import SlotChoice, booking_create
 from portal.booking.tables import Availability, Booking, ExternalCalendar
 from tests.support import (
     finish_signup,
@@ -20,6 +21,7 @@ from tests.support import (
     make_booking,
     make_published_expert,
     make_user,
+    next_monday_at,
     post_form,
 )
 
@@ -293,3 +295,30 @@ async def test_the_feed_speaks_its_experts_language_whoever_fetches_it(
     await User.update({User.locale: "en"}).where(User.id == expert.user)
     english = ("Alice Expert — Bookings", ["Call · 30\u00a0min — Camille Client"])
     assert await read("fr-FR,fr;q=0.9") == english
+
+
+async def test_a_booking_is_shown_in_the_viewers_zone_and_names_it(client: AsyncClient) -> None:
+    """Booked while the picker showed New York, the booking's page shows it in the zone the
+    client's pages use now (Paris, as /me does), and never calls another zone theirs."""
+    expert = await make_published_expert()
+    customer = await make_user("c@example.org")
+    await give_credits(customer, expert, 10)
+    booked = await booking_create(
+        client=customer,
+        expert=expert,
+        asked=SlotChoice(
+            channel="call",
+            duration=30,
+            start=next_monday_at(10),
+            charter_version=1,
+            key="k",
+            timezone="America/New_York",
+            phone="+33 6 12 34 56 78",
+        ),
+    )
+    await login(client, "c@example.org")
+    page = (await client.get(f"/me/bookings/{booked.id}")).text
+    assert "votre heure" not in page.lower() and "your time" not in page.lower()
+    when = page[page.index("<dt>Quand</dt>") :][:300]
+    assert "10:00" in when and "(Europe/Paris)" in when and "New_York" not in when
+    assert "10:00" in (await client.get("/me")).text  # the same time as the dashboard's
