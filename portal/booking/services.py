@@ -70,6 +70,7 @@ async def _recorded(booking: Booking, kind: str) -> None:
         ends_at=booking.ends_at.isoformat(),
         status=booking.status,
         credits=booking.credits,
+        cancelled_by=booking.cancelled_by,
     )
 
 
@@ -489,20 +490,35 @@ async def _settle(
         return ended
 
 
+REASON_MAX = 500
+
+
 async def booking_cancel(
     *,
     booking: Booking,
     by_expert: bool,
     now: datetime | None = None,
     expected_cost: int | None = None,
+    reason: str = "",
 ) -> Booking:
     """Cancel: free before the deadline or when the expert cancels, else the charter's
-    share of the credits is kept. `expected_cost`: what the client was shown."""
+    share of the credits is kept. `expected_cost`: what the client was shown. The expert
+    says why (`reason`, shown to the client and in their email)."""
     now = now or _now()
+    reason = reason.replace("\r\n", "\n").strip()
+    errors: dict[str, str] = {}
+    if by_expert:
+        if not reason:
+            errors["reason"] = N_("Say why: the client reads it.")
+        elif len(reason) > REASON_MAX:
+            errors["reason"] = N_("At most 500 characters.")
+        check_text(errors, "reason", reason, multiline=True)
 
-    def cost(locked: Booking) -> int:
+    def cost(locked: Booking) -> int:  # only for a booking this call ends
         if locked.starts_at <= now and not by_expert:
             raise Conflict(N_("This booking has already started."), code="booking_started")
+        if by_expert and errors:  # (a repeated click on an ended booking needs no reason)
+            raise ValidationFailed(errors)
         return cancellation_cost(terms_of(locked), now=now, by_expert=by_expert)
 
     ended = await _settle(
@@ -512,6 +528,7 @@ async def booking_cancel(
         expected=expected_cost,
         cancelled_at=now,
         cancelled_by="expert" if by_expert else "client",
+        cancel_reason=reason if by_expert else "",
     )
     assert ended is not None  # only a skipping caller gets None
     return ended

@@ -129,4 +129,5 @@ class Booking(Table, tablename="booking_booking"):
     created_at = Timestamptz(default=TimestamptzNow(), null=False)
     cancelled_at = Timestamptz(null=True, default=None)
     cancelled_by = Varchar(length=8, default="", null=False)  # client, expert
+    cancel_reason = Text(default="", null=False)  # the expert's, shown to the client
     settled_at = Timestamptz(null=True, default=None)

@@ -62,6 +62,25 @@ async def _user(user_id: int) -> User:
     return user
 
 
+def _cancelled_by_expert(booking: Booking, values: dict[str, str], page: str) -> Email:
+    """The client's email when the expert cancelled: who, why, and that nothing is kept."""
+    credits = ngettext("%(num)d credit", "%(num)d credits", booking.credits) % {
+        "num": booking.credits
+    }
+    lines = [
+        _("%(name)s cancelled your booking of %(when)s.") % values,
+        _("Their reason: %(reason)s") % {"reason": booking.cancel_reason},
+        _("All its credits (%(credits)s) are released: they are yours to use again.")
+        % {"credits": credits},
+        _("The cancellation is attached for your calendar."),
+    ]
+    return Email(
+        subject=_("%(name)s cancelled your booking: %(what)s, %(when)s") % values,
+        lines=lines,
+        link=(_("Book another time"), _url(f"/e/{values['slug']}/book")),
+    )
+
+
 async def booking_changed(booking: Booking, change: str) -> None:
     """Tell the client (with the calendar invite or cancellation) and the expert that a
     booking was made, moved or cancelled. `change`: booked, moved, cancelled."""
@@ -89,6 +108,9 @@ async def booking_changed(booking: Booking, change: str) -> None:
             ),
         }
         values = {"what": _what(booking), "name": expert.display_name, "when": _when(booking)}
+        if change == "cancelled" and booking.cancelled_by == "expert":
+            values["slug"] = expert.slug
+            return _cancelled_by_expert(booking, values, page)
         said = [lines[change] % values]
         if change != "cancelled":
             said += [

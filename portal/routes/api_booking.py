@@ -283,6 +283,10 @@ async def expert_bookings(
     return await _outs(request, rows)
 
 
+class ExpertCancelIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str
+
+
 @post(
     "/expert/bookings/{booking_id:int}/cancel",
     name="api_expert_booking_cancel",
@@ -291,11 +295,15 @@ async def expert_bookings(
     responses=CHANGE_ERRORS,
     tags=["expert"],
 )
-async def expert_booking_cancel(request: Request[Any, Any, Any], booking_id: PathId) -> BookingOut:
-    """Cancel a booking: always free for the client (the credits are released)."""
+async def expert_booking_cancel(
+    request: Request[Any, Any, Any], booking_id: PathId, data: JSONBody[ExpertCancelIn]
+) -> BookingOut:
+    """Cancel a booking: always free for the client (the credits are released). `reason`
+    (required, up to 500 characters) is shown to the client and in their email."""
     expert = await current_expert(request)
     booking = await booking_of_expert(expert_id=expert.id, booking_id=booking_id)
-    return (await _outs(request, [await booking_cancel(booking=booking, by_expert=True)]))[0]
+    ended = await booking_cancel(booking=booking, by_expert=True, reason=data.reason)
+    return (await _outs(request, [ended]))[0]
 
 
 class NoShowIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -168,11 +168,18 @@ async def schedule_page(
 
 
 @post("/bookings/{booking_id:int}/cancel", name="expert_booking_cancel")
-async def expert_cancel(request: Request[Any, Any, Any], booking_id: PathId) -> Response[Any]:
+async def expert_cancel(
+    request: Request[Any, Any, Any], booking_id: PathId, data: Form
+) -> Response[Any]:
+    """Cancel with a reason (the client reads it): always free for the client."""
     expert = await current_expert(request)
     booking = await booking_of_expert(expert_id=expert.id, booking_id=booking_id)
-    await booking_cancel(booking=booking, by_expert=True)
-    flash(request, _("The booking is cancelled; the client's credits are released."), "success")
+    try:
+        await booking_cancel(booking=booking, by_expert=True, reason=field(data, "reason", 2000))
+    except ValidationFailed as exc:
+        flash(request, " ".join(refusal(exc).errors.values()), "error")
+    else:
+        flash(request, _("The booking is cancelled; the client's credits are released."), "success")
     return see_other(request.app.route_reverse("expert_schedule"))
 
 

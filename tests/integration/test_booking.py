@@ -223,7 +223,7 @@ async def test_the_expert_cancelling_is_always_free() -> None:
     await _always_open(expert)
     client = await _client(expert)
     booking = await booking_create(client=client, expert=expert, asked=_choice(_soon(13)))
-    await booking_cancel(booking=booking, by_expert=True)
+    await booking_cancel(booking=booking, by_expert=True, reason="Malade")
     assert await _balance(client, expert) == (20, 0)
 
 
@@ -503,7 +503,7 @@ async def test_a_booking_ended_meanwhile_is_not_moved() -> None:
     client = await _client(expert)
     start = datetime.combine(_next_monday(), datetime.min.time(), ZONE).replace(hour=9)
     booking = await booking_create(client=client, expert=expert, asked=_choice(start))
-    await booking_cancel(booking=booking, by_expert=True)
+    await booking_cancel(booking=booking, by_expert=True, reason="Empêchée")
     with pytest.raises(Conflict) as ended:
         await booking_move(booking=booking, start=start + timedelta(hours=2))  # a stale copy
     assert ended.value.code == "booking_ended"

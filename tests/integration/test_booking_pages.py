@@ -15,6 +15,8 @@ from portal.booking.availability import availability_of
 from portal.booking.services import SlotChoice, booking_create
 from portal.booking.tables import Availability, Booking, ExternalCalendar
 from tests.support import (
+    PASSWORD,
+    book_call,
     finish_signup,
     give_credits,
     login,
@@ -322,3 +324,40 @@ async def test_a_booking_is_shown_in_the_viewers_zone_and_names_it(client: Async
     when = page[page.index("<dt>Quand</dt>") :][:300]
     assert "10:00" in when and "(Europe/Paris)" in when and "New_York" not in when
     assert "10:00" in (await client.get("/me")).text  # the same time as the dashboard's
+
+
+async def test_the_expert_cancels_with_a_reason_the_client_reads(client: AsyncClient) -> None:
+    expert = await make_published_expert()
+    customer = await make_user("c@example.org")
+    await give_credits(customer, expert, 10)
+    booked = await book_call(expert, customer, next_monday_at(10))
+    other = await book_call(expert, customer, next_monday_at(14), key="k2")
+    await login(client, "expert@example.org")
+    schedule = f"/expert/schedule?day={next_monday_at(10).date().isoformat()}"
+    assert 'name="reason"' in (await client.get(schedule)).text
+    # Without a reason: refused, said, nothing changes.
+    path = f"/expert/bookings/{booked.id}/cancel"
+    refused = await post_form(client, path, {"reason": " "}, from_page=schedule)
+    assert refused.status_code == 303
+    assert "Dites pourquoi" in (await client.get(refused.headers["location"])).text
+    assert (await Booking.objects().get(Booking.id == booked.id)).status == "booked"
+    done = await post_form(client, path, {"reason": "Je suis souffrante."}, from_page=schedule)
+    assert done.status_code == 303
+    cancelled = await Booking.objects().get(Booking.id == booked.id)
+    assert (cancelled.status, cancelled.cancel_reason) == ("cancelled", "Je suis souffrante.")
+    # The API asks for the reason too.
+    token = await client.post(
+        "/api/v1/tokens", json={"email": "expert@example.org", "password": PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {token.json()['token']}"}
+    api = f"/api/v1/expert/bookings/{other.id}/cancel"
+    assert (await client.post(api, json={}, headers=headers)).status_code in (400, 422)
+    unsaid = await client.post(api, json={"reason": ""}, headers=headers)
+    assert unsaid.status_code == 422 and "reason" in unsaid.json()["errors"]
+    said = await client.post(api, json={"reason": "Empêchée"}, headers=headers)
+    assert said.status_code == 200 and said.json()["status"] == "cancelled"
+    # The client's page says who cancelled, why, and that the credits are released.
+    await post_form(client, "/logout", {}, from_page="/expert")
+    await login(client, "c@example.org")
+    page = (await client.get(f"/me/bookings/{booked.id}")).text
+    assert "Alice Expert a annulé ce rendez-vous" in page and "Je suis souffrante." in page

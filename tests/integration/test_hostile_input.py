@@ -188,6 +188,7 @@ async def _world() -> World:
             },
             "expert_question_answer": {"answer": "Voici", "kind": "expertise"},
             "expert_booking_no_show": {"absent": "client"},
+            "expert_booking_cancel": {"reason": "Empêchée"},
             "expert_pack_create": {"name": "Pack", "credits": "5", "price": "100"},
             "expert_clients_adjust": {
                 "email": "c@example.org",
@@ -245,6 +246,7 @@ async def _world() -> World:
             },
             "api_booking_move": {"start": slot.isoformat()},
             "api_expert_booking_no_show": {"absent": "client"},
+            "api_expert_booking_cancel": {"reason": "Empêchée"},
             "api_availability_put": {
                 "timezone": "Europe/Paris",
                 "weekly": {"mon": ["09:00-12:00"]},

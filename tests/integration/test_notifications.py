@@ -28,6 +28,7 @@ from portal.accounts.tables import Expert, User
 from portal.app import create_app
 from portal.booking.services import booking_cancel
 from portal.credits.tables import Purchase
+from portal.errors import ValidationFailed
 from portal.notify.messages import purchase_receipt
 from portal.notify.services import Outbox, message_of, notifications_send_due
 from portal.notify.tables import Notification
@@ -133,7 +134,7 @@ async def test_the_invite_parts_say_their_charset_and_name() -> None:
     only from its content type."""
     booking, _client = await _booked()
     await Expert.update({Expert.display_name: "Élodie Déjà-Vu"}).where(Expert.id == booking.expert)
-    await booking_cancel(booking=booking, by_expert=True)
+    await booking_cancel(booking=booking, by_expert=True, reason="Empêchée")
     await emails_written()
     to_client = (
         await Notification.objects()
@@ -306,3 +307,18 @@ async def test_the_demo_shows_its_outbox(tmp_path: Path) -> None:
         assert "BEGIN:VCALENDAR" in shown.text
     async with running(create_app(get_settings())) as http:  # not a demo: no such page
         assert (await http.get("/outbox")).status_code == 404
+
+
+async def test_an_expert_cancelling_says_why_and_that_the_credits_are_released() -> None:
+    booking, _client = await _booked()
+    with pytest.raises(ValidationFailed) as unsaid:
+        await booking_cancel(booking=booking, by_expert=True, reason="  ")
+    assert unsaid.value.errors == {"reason": "Say why: the client reads it."}
+    await booking_cancel(booking=booking, by_expert=True, reason="Je suis souffrante.")
+    await emails_written()
+    [told] = await Notification.objects().where(Notification.kind == "booking_cancelled")
+    assert told.to_address == "c@example.org"
+    assert told.subject.startswith("Alice Expert a annulé votre rendez-vous")
+    assert "Son motif\u202f: Je suis souffrante." in told.text
+    assert "sont libérés" in told.text
+    assert told.ics_method == "CANCEL"
