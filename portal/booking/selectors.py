@@ -60,6 +60,20 @@ async def bookings_upcoming_for(*, expert_id: int) -> list[dict[str, Any]]:
     return [r for r in rows if r["status"] == BookingStatus.booked.value][:UPCOMING]
 
 
+async def own_booking_at(*, client_id: int, expert_id: int, start: datetime) -> Booking | None:
+    """The client's own booking with the expert at `start`, still on, if there is one."""
+    return (
+        await Booking.objects()
+        .where(
+            (Booking.client == client_id)
+            & (Booking.expert == expert_id)
+            & (Booking.starts_at == start)
+            & (Booking.status == BookingStatus.booked.value)
+        )
+        .first()
+    )
+
+
 async def availability_by_feed_token(*, token: str) -> Availability | None:
     """The availability whose private calendar feed has this token."""
     return await Availability.objects().where(Availability.feed_token == token).first()

@@ -326,7 +326,10 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
         and availability.call_mode == CallMode.expert_calls.value
         and sum(c in DIGITS for c in phone) < 6
     ):
-        errors["phone"] = N_("Your phone number, so the expert can call you.")
+        errors["phone"] = N_(
+            "Your phone number, so the expert can call you: at least 6 digits, with the "
+            "country code when outside France (e.g. +33 6 12 34 56 78)."
+        )
     if asked.channel == "call":  # kept for calls only
         check_text(errors, "phone", phone)
     if errors:

@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.params import FromQuery
+from litestar.plugins.flash import flash
 
 from portal import i18n
 from portal.accounts.tables import Expert, User
@@ -19,9 +20,11 @@ from portal.booking.presentation import (
     move_view,
     next_slots_view,
 )
+from portal.booking.selectors import own_booking_at
 from portal.booking.services import (
     CostChanged,
     SlotChoice,
+    SlotTaken,
     booking_cancel,
     booking_create,
     booking_move,
@@ -30,6 +33,7 @@ from portal.booking.services import (
 )
 from portal.charter.services import expert_by_slug
 from portal.errors import N_, DomainError, ValidationFailed
+from portal.i18n import gettext as _
 from portal.params import PathId, QueryId, Slug
 from portal.routes.forms import Form, field, see_other
 from portal.validation import whole_number
@@ -130,6 +134,12 @@ async def book_submit(request: Request[Any, Any, Any], slug: Slug, data: Form) -
     )
     try:
         booking = await booking_create(client=user, expert=expert, asked=asked)
+    except SlotTaken as exc:  # by the client themselves (Back, a second tab)? Say so.
+        own = await own_booking_at(client_id=user.id, expert_id=expert.id, start=asked.start)
+        if own is None:
+            return await _book_refused(request, expert, user, asked, form, exc)
+        flash(request, _("You have already booked this slot: here is your booking."), "info")
+        booking = own
     except DomainError as exc:
         return await _book_refused(request, expert, user, asked, form, exc)
     return see_other(request.app.route_reverse("booking_page", booking_id=booking.id))

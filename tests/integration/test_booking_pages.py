@@ -80,6 +80,13 @@ async def test_book_from_the_picker_then_cancel(client: AsyncClient) -> None:
     assert created.status_code == 303, created.text
     again = await post_form(client, "/e/alice-expert/book", form, from_page=confirm_url)
     assert again.headers["location"] == created.headers["location"]  # one booking
+    # A second tab (another form key) on the same slot: it is the client's own.
+    other_tab = await post_form(
+        client, "/e/alice-expert/book", {**form, "key": "form-key-2"}, from_page=confirm_url
+    )
+    assert other_tab.headers["location"] == created.headers["location"]
+    told = (await client.get(other_tab.headers["location"])).text
+    assert "Vous avez déjà réservé ce créneau" in told
     booking_page = (await client.get(created.headers["location"])).text
     assert "Réservé" in booking_page and "06 12 34 56 78" in booking_page
     booking = await Booking.objects().first()
