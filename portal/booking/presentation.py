@@ -27,7 +27,7 @@ from portal.booking.services import MAX_AHEAD_DAYS, booking_of_client, free_slot
 from portal.booking.tables import Booking, BookingStatus
 from portal.charter.rules import CHANNELS, WEEKDAYS, Rules
 from portal.charter.services import Published, packs_for, version_current
-from portal.credits.selectors import credits_available
+from portal.credits.selectors import credits_available, hold_captured
 from portal.errors import N_, NotFound, ValidationFailed
 
 BOOKING_STATUS = {
@@ -231,6 +231,7 @@ async def booking_view(*, booking: Booking) -> dict[str, Any]:
         "started": booking.starts_at <= now,
         "movable": booking.status == BookingStatus.booked.value and now < terms.free_until,
         "now": now,
+        "kept": await hold_captured(hold_id=booking.hold),  # once ended: what it cost
     }
 
 

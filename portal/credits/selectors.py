@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from portal.credits import ledger
+from portal.credits.tables import Hold, HoldStatus
 
 
 async def credits_available(*, client_id: int, expert_id: int) -> int:
@@ -10,3 +11,13 @@ async def credits_available(*, client_id: int, expert_id: int) -> int:
     the first time)."""
     wallet = await ledger.wallet_for(client_id=client_id, expert_id=expert_id)
     return (await ledger.balance(wallet_id=wallet.id)).available
+
+
+async def hold_captured(*, hold_id: int | None) -> int | None:
+    """The credits an ended hold kept (None while it is active, or without a hold)."""
+    if hold_id is None:
+        return None
+    row = await Hold.select(Hold.captured, Hold.status).where(Hold.id == hold_id).first()
+    if row is None or row["status"] == HoldStatus.active.value:
+        return None
+    return int(row["captured"])

@@ -14,6 +14,7 @@ from portal.accounts.tables import User
 from portal.booking.availability import availability_of
 from portal.booking.services import SlotChoice, booking_create
 from portal.booking.tables import Availability, Booking, ExternalCalendar
+from portal.charter.rules import Rules
 from tests.support import (
     PASSWORD,
     book_call,
@@ -122,6 +123,10 @@ async def test_book_from_the_picker_then_cancel(client: AsyncClient) -> None:
     )
     assert cancelled.status_code == 303
     assert (await Booking.objects().first()).status == "cancelled"  # type: ignore[union-attr]
+    assert (
+        "Annulé : tous les crédits ont été libérés."
+        in (await client.get(f"/me/bookings/{booking.id}")).text
+    )
     cancel_invite = await client.get(f"/me/bookings/{booking.id}/invite.ics")
     assert b"METHOD:CANCEL" in cancel_invite.content and b"SEQUENCE:1" in cancel_invite.content
 
@@ -368,3 +373,15 @@ async def test_the_expert_cancels_with_a_reason_the_client_reads(client: AsyncCl
     await login(client, "c@example.org")
     page = (await client.get(f"/me/bookings/{booked.id}")).text
     assert "Alice Expert a annulé ce rendez-vous" in page and "Je suis souffrante." in page
+
+
+async def test_a_late_cancellation_says_what_was_kept(client: AsyncClient) -> None:
+    expert = await make_published_expert(rules=Rules(cancel_free_hours=200))
+    customer = await make_user("c@example.org")
+    await give_credits(customer, expert, 10)
+    booked = await book_call(expert, customer, next_monday_at(10))  # deadline passed
+    await login(client, "c@example.org")
+    page = f"/me/bookings/{booked.id}"
+    done = await post_form(client, f"{page}/cancel", {"cost": "2"}, from_page=page)
+    assert done.status_code == 303, done.text
+    assert "2 crédits ont été retenus" in (await client.get(page)).text
