@@ -188,12 +188,16 @@ async def question_answered(question: Question) -> None:
     expert = await _expert(question.expert)
 
     def compose() -> Email:
-        kind = _("expertise (billed)") if question.billable else _("coordination (free)")
+        said = (
+            _("This answer is expertise: it is billed.")
+            if question.billable
+            else _("This answer is coordination: it is free.")
+        )
         return Email(
             subject=_("%(name)s answered your question") % {"name": expert.display_name},
             lines=[
                 question.answer[:1500] + ("…" if len(question.answer) > 1500 else ""),
-                _("This answer is %(kind)s.") % {"kind": kind},
+                said,
             ],
             link=(_("Read the answer"), _url(f"/me/questions/{question.id}")),
         )

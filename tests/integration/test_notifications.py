@@ -322,3 +322,23 @@ async def test_an_expert_cancelling_says_why_and_that_the_credits_are_released()
     assert "Son motif\u202f: Je suis souffrante." in told.text
     assert "sont libérés" in told.text
     assert told.ics_method == "CANCEL"
+
+
+async def test_the_answer_email_says_in_a_sentence_whether_it_is_billed() -> None:
+    from portal.questions.services import answer, ask
+
+    expert = await make_published_expert()
+    client = await make_user("c@example.org")
+    await give_credits(client, expert, 10)
+    for n, billable in enumerate((True, False)):
+        asked = await ask(client=client, expert=expert, body=f"Q{n}?", urgent=False, key=f"k{n}")
+        await answer(expert=expert, question_id=asked.id, body="R.", billable=billable)
+    await emails_written()
+    texts = [
+        n.text
+        for n in await Notification.objects()
+        .where(Notification.kind == "question_answered")
+        .order_by(Notification.id)
+    ]
+    assert "Cette réponse relève de l’expertise\u202f: elle est facturée." in texts[0]
+    assert "Cette réponse relève de la coordination\u202f: elle est gratuite." in texts[1]
