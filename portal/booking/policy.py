@@ -31,6 +31,10 @@ class Terms:
         return self.starts_at - timedelta(hours=self.cancel_free_hours)
 
 
+NO_SHOW_GRACE = timedelta(minutes=10)  # a no-show is told only this long after the start
+CONTEST_WITHIN = timedelta(hours=48)  # a client told of a no-show may contest it for this long
+
+
 def share(credits: int, percent: int) -> int:
     """`percent` % of `credits`, rounded to the nearest credit, a half up."""
     return (credits * percent + 50) // 100

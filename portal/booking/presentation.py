@@ -21,7 +21,13 @@ from portal.booking.availability import (
     working_time,
 )
 from portal.booking.ics import CalendarError
-from portal.booking.policy import Terms, cancellation_cost, late_cancellation_cost
+from portal.booking.policy import (
+    CONTEST_WITHIN,
+    NO_SHOW_GRACE,
+    Terms,
+    cancellation_cost,
+    late_cancellation_cost,
+)
 from portal.booking.selectors import schedule_of
 from portal.booking.services import MAX_AHEAD_DAYS, booking_of_client, free_slots, terms_of
 from portal.booking.tables import Booking, BookingStatus
@@ -232,6 +238,13 @@ async def booking_view(*, booking: Booking) -> dict[str, Any]:
         "movable": booking.status == BookingStatus.booked.value and now < terms.free_until,
         "now": now,
         "kept": await hold_captured(hold_id=booking.hold),  # once ended: what it cost
+        # The expert did not call: the client may say so, from the grace period on.
+        "absent_open": booking.status == BookingStatus.booked.value
+        and now >= booking.starts_at + NO_SHOW_GRACE,
+        "contest_open": booking.status == BookingStatus.no_show_client.value
+        and booking.contested_at is None
+        and booking.settled_at is not None
+        and now <= booking.settled_at + CONTEST_WITHIN,
     }
 
 
@@ -313,4 +326,5 @@ async def schedule_view(*, expert: Expert, day: str | None, view: str) -> dict[s
         "previous": first - timedelta(days=span),
         "following": first + timedelta(days=span),
         "now": datetime.now(UTC),
+        "no_show_grace": NO_SHOW_GRACE,
     }

@@ -22,11 +22,18 @@ from asyncpg.exceptions import DeadlockDetectedError, ExclusionViolationError
 from portal.accounts.tables import Expert, User
 from portal.booking import slots
 from portal.booking.availability import availability_of, lock_expert, working_time
-from portal.booking.policy import Terms, cancellation_cost, no_show_cost
+from portal.booking.policy import (
+    CONTEST_WITHIN,
+    NO_SHOW_GRACE,
+    Terms,
+    cancellation_cost,
+    no_show_cost,
+)
 from portal.booking.tables import Availability, Booking, BookingStatus, CallMode, ExternalCalendar
 from portal.charter.rules import CHANNELS, Rules
 from portal.charter.services import Published, version_current
 from portal.credits import ledger
+from portal.credits.tables import EntryKind, Hold
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, NotFound, ValidationFailed
 from portal.events.log import record
@@ -71,6 +78,7 @@ async def _recorded(booking: Booking, kind: str) -> None:
         status=booking.status,
         credits=booking.credits,
         cancelled_by=booking.cancelled_by,
+        reported_by=booking.no_show_reported_by,
     )
 
 
@@ -538,20 +546,120 @@ async def booking_cancel(
 
 
 async def booking_no_show(
-    *, booking: Booking, client_absent: bool, now: datetime | None = None
+    *,
+    booking: Booking,
+    client_absent: bool,
+    now: datetime | None = None,
+    reported_by: str = "expert",
 ) -> Booking:
-    """The expert says who did not come, once the booking has started."""
+    """Who did not come, told NO_SHOW_GRACE after the start at the earliest: by the expert
+    (either side), or by the client (the expert did not call)."""
     now = now or _now()
-    if now < booking.starts_at:
-        raise Conflict(N_("A no-show can only be recorded after the start."), code="not_started")
+    if now < booking.starts_at + NO_SHOW_GRACE:
+        minutes = int(NO_SHOW_GRACE.total_seconds() // 60)
+        raise Conflict(
+            N_("A no-show can be told from %(minutes)s minutes after the start.")
+            % {"minutes": minutes},
+            code="not_started",
+        )
     status = BookingStatus.no_show_client if client_absent else BookingStatus.no_show_expert
     ended = await _settle(
         booking.id,
         status,
         lambda locked: no_show_cost(terms_of(locked), client_absent=client_absent),
+        no_show_reported_by=reported_by,
     )
     assert ended is not None  # only a skipping caller gets None
     return ended
+
+
+CONTEST_MAX = 1000
+
+
+async def _locked(booking_id: int) -> Booking:
+    query = Booking.objects().where(Booking.id == booking_id)
+    booking = await (query.lock_rows() if is_postgres() else query).first()
+    if booking is None:
+        raise NotFound(N_("This booking does not exist."))
+    return booking
+
+
+async def booking_contest(*, booking: Booking, text: str, now: datetime | None = None) -> Booking:
+    """The client says they were there: within CONTEST_WITHIN of the no-show, once, with
+    what happened (the expert reads it and decides)."""
+    now = now or _now()
+    text = text.replace("\r\n", "\n").strip()
+    errors: dict[str, str] = {}
+    if not text:
+        errors["contest"] = N_("Say what happened: the expert reads it.")
+    elif len(text) > CONTEST_MAX:
+        errors["contest"] = N_("At most 1,000 characters.")
+    check_text(errors, "contest", text, multiline=True)
+    if errors:
+        raise ValidationFailed(errors)
+    async with write_transaction():
+        locked = await _locked(booking.id)
+        if locked.status != BookingStatus.no_show_client.value or locked.contested_at:
+            raise Conflict(N_("This no-show cannot be contested."), code="not_contestable")
+        if locked.settled_at is None or now > locked.settled_at + CONTEST_WITHIN:
+            raise Conflict(
+                N_("The 48 hours to contest this no-show have passed."), code="contest_closed"
+            )
+        await Booking.update({Booking.contest_text: text, Booking.contested_at: now}).where(
+            Booking.id == locked.id
+        )
+        locked.contest_text, locked.contested_at = text, now
+        await record(
+            "booking.contested",
+            f"booking:{locked.id}:contested",
+            booking=locked.id,
+            client=locked.client,
+            expert=locked.expert,
+        )
+    return locked
+
+
+async def booking_contest_decide(
+    *, booking: Booking, accept: bool, now: datetime | None = None
+) -> Booking:
+    """The expert answers a contested no-show, once: accepted, the credits it kept are given
+    back to the client (valid 12 months); rejected, they stay debited. Both are told."""
+    now = now or _now()
+    async with write_transaction():
+        locked = await _locked(booking.id)
+        if locked.contested_at is None or locked.contest_decision:
+            raise Conflict(N_("There is no contest to answer."), code="no_contest")
+        given = 0
+        hold = None
+        if accept and locked.hold is not None:
+            hold = (
+                await Hold.select(Hold.wallet, Hold.captured).where(Hold.id == locked.hold).first()
+            )
+            given = hold["captured"] if hold else 0
+        if hold is not None and given:
+            await ledger.grant(
+                wallet_id=hold["wallet"],
+                credits=given,
+                expires_at=now + timedelta(days=365),
+                reference=f"contest:{locked.id}",  # "No-show contested, booking #7"
+                key=f"contest:booking:{locked.id}",
+                kind=EntryKind.adjust,
+            )
+        decision = "accepted" if accept else "rejected"
+        await Booking.update({Booking.contest_decision: decision, Booking.decided_at: now}).where(
+            Booking.id == locked.id
+        )
+        locked.contest_decision, locked.decided_at = decision, now
+        await record(
+            "booking.contest_decided",
+            f"booking:{locked.id}:contest:{decision}",
+            booking=locked.id,
+            client=locked.client,
+            expert=locked.expert,
+            decision=decision,
+            given=given,
+        )
+    return locked
 
 
 async def booking_move(

@@ -130,4 +130,10 @@ class Booking(Table, tablename="booking_booking"):
     cancelled_at = Timestamptz(null=True, default=None)
     cancelled_by = Varchar(length=8, default="", null=False)  # client, expert
     cancel_reason = Text(default="", null=False)  # the expert's, shown to the client
+    no_show_reported_by = Varchar(length=8, default="", null=False)  # client, expert
+    # A client's no-show contested (within CONTEST_WITHIN of it), and the expert's answer.
+    contest_text = Text(default="", null=False)
+    contested_at = Timestamptz(null=True, default=None)
+    contest_decision = Varchar(length=8, default="", null=False)  # accepted, rejected
+    decided_at = Timestamptz(null=True, default=None)
     settled_at = Timestamptz(null=True, default=None)

@@ -16,6 +16,7 @@ _CAUSES = {
     "purchase": N_("Purchase #%(id)s"),
     "booking": N_("Booking #%(id)s"),
     "question": N_("Question #%(id)s"),
+    "contest": N_("No-show of booking #%(id)s contested: credits given back"),
 }
 
 

@@ -79,8 +79,21 @@ async def _account(event: Recorded) -> None:
         await messages.login_code(user, code, event.data["minutes"], event.data["nonce"])
 
 
+async def _booking_after(event: Recorded) -> None:
+    booking = await Booking.objects().get(Booking.id == event.data["booking"])
+    if booking is None:
+        return
+    if event.kind == "booking.no_show":
+        await messages.no_show_told(booking, event.key)
+    else:
+        await messages.contest_told(booking, event.key)
+
+
 HANDLERS = {
     **dict.fromkeys(BOOKING_CHANGES, _booking),
+    "booking.no_show": _booking_after,
+    "booking.contested": _booking_after,
+    "booking.contest_decided": _booking_after,
     "question.asked": _question,
     "question.answered": _question,
     "purchase.paid": _purchase,

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from portal import i18n
 from portal.accounts.tables import Expert, User
 from portal.booking.invites import client_invite
 from portal.booking.tables import Booking
+from portal.credits.selectors import hold_captured
 from portal.credits.tables import Purchase
 from portal.errors import N_, NotFound
 from portal.i18n import gettext as _
@@ -42,6 +44,10 @@ def _how(booking: Booking, *, for_client: bool) -> str:
             return _("The expert calls you at %(phone)s.") % {"phone": booking.phone}
         return _("You call the client at %(phone)s.") % {"phone": booking.phone}
     return ""
+
+
+async def hold_kept(booking: Booking) -> int:
+    return await hold_captured(hold_id=booking.hold) or 0
 
 
 def _url(path: str) -> str:
@@ -474,3 +480,101 @@ async def email_changed(user: User, former: str, new_email: str, event_key: str)
         )
 
     await notify(user=addressee, kind="email_changed", key=event_key, compose=compose)
+
+
+async def no_show_told(booking: Booking, event_key: str) -> None:
+    """A no-show recorded: the client is told what it costs (and how to contest a no-show
+    of theirs); when the client reported the expert absent, the expert is told."""
+    expert = await _expert(booking.expert)
+    client = await _user(booking.client)
+    page = _url(f"/me/bookings/{booking.id}")
+    kept = await hold_kept(booking)
+
+    def to_client() -> Email:
+        values = {"name": expert.display_name, "when": _when(booking), "what": _what(booking)}
+        credits = ngettext("%(num)d credit", "%(num)d credits", kept) % {"num": kept}
+        if booking.status == "no_show_client":
+            lines = [
+                _("%(name)s recorded that you did not come to %(what)s on %(when)s.") % values,
+                _("As the charter says, %(credits)s are debited.") % {"credits": credits},
+                _(
+                    "If you were there, say so from the booking's page within 48 hours: "
+                    "%(name)s reads it and decides, and you are told."
+                )
+                % values,
+            ]
+            subject = _("No-show recorded: %(what)s, %(when)s") % values
+        else:
+            lines = [
+                _("%(name)s could not attend %(what)s on %(when)s.") % values,
+                _("Every credit of the booking is released."),
+            ]
+            subject = _("%(name)s could not attend: %(what)s, %(when)s") % values
+        return Email(subject=subject, lines=lines, link=(_("See the booking"), page))
+
+    def to_expert() -> Email:
+        values = {"when": _when(booking), "what": _what(booking)}
+        return Email(
+            subject=_("The client reported you absent: %(what)s, %(when)s") % values,
+            lines=[
+                _(
+                    "The client reported that you did not call or join %(what)s on %(when)s: "
+                    "every credit of the booking is released to them."
+                )
+                % values
+            ],
+            link=(_("Your schedule"), _url("/expert/schedule")),
+        )
+
+    if booking.no_show_reported_by == "client":
+        await notify(
+            user=await _user(expert.user),
+            kind="expert_no_show_reported",
+            key=f"expert:{event_key}",
+            compose=to_expert,
+        )
+        return
+    await notify(user=client, kind="no_show", key=f"client:{event_key}", compose=to_client)
+
+
+async def contest_told(booking: Booking, event_key: str) -> None:
+    """A contest, told to the expert with what the client wrote; its answer, to the client."""
+    expert = await _expert(booking.expert)
+    values = {"when": _when(booking), "what": _what(booking), "name": expert.display_name}
+    if not booking.contest_decision:
+
+        def to_expert() -> Email:
+            local = booking.starts_at.astimezone(ZoneInfo(i18n.current_timezone())).date()
+            day = f"/expert/schedule?view=day&day={local.isoformat()}"
+            return Email(
+                subject=_("A client contests a no-show: %(what)s, %(when)s") % values,
+                lines=[
+                    _("The client says they were there:"),
+                    booking.contest_text[:1000],
+                    _(
+                        "Accept (their credits are given back) or keep the no-show, "
+                        "from your schedule."
+                    ),
+                ],
+                link=(_("Answer from your schedule"), _url(day)),
+            )
+
+        await notify(
+            user=await _user(expert.user), kind="contest", key=event_key, compose=to_expert
+        )
+        return
+
+    def to_client() -> Email:
+        if booking.contest_decision == "accepted":
+            line = _("%(name)s accepted your contest: the credits are given back.") % values
+        else:
+            line = _("%(name)s keeps the no-show: the credits stay debited.") % values
+        return Email(
+            subject=_("Your contest of %(what)s, %(when)s: answered") % values,
+            lines=[line],
+            link=(_("See the booking"), _url(f"/me/bookings/{booking.id}")),
+        )
+
+    await notify(
+        user=await _user(booking.client), kind="contest_decided", key=event_key, compose=to_client
+    )

@@ -26,8 +26,10 @@ from portal.booking.services import (
     SlotChoice,
     SlotTaken,
     booking_cancel,
+    booking_contest,
     booking_create,
     booking_move,
+    booking_no_show,
     booking_of_client,
     check_timezone,
 )
@@ -213,6 +215,51 @@ async def booking_cancel_page(
     return see_other(request.app.route_reverse("booking_page", booking_id=booking.id))
 
 
+@post(
+    "/me/bookings/{booking_id:int}/contest",
+    name="booking_contest",
+    guards=[login_required],
+    include_in_schema=False,
+)
+async def booking_contest_page(
+    request: Request[Any, Any, Any], booking_id: PathId, data: Form
+) -> Response[Any]:
+    """The client was there: they say what happened; the expert decides."""
+    user = signed_in_user(request)
+    booking = await booking_of_client(client_id=user.id, booking_id=booking_id)
+    try:
+        await booking_contest(booking=booking, text=field(data, "contest", 4000))
+    except ValidationFailed as exc:
+        said = refusal(exc)
+        context = await booking_view(booking=booking)
+        return render(
+            request,
+            "pages/booking/booking.html",
+            status_code=said.status,
+            notice=" ".join(said.errors.values()),
+            **context,
+        )
+    flash(request, _("Sent: the expert reads it and decides; you will be told."), "success")
+    return see_other(request.app.route_reverse("booking_page", booking_id=booking.id))
+
+
+@post(
+    "/me/bookings/{booking_id:int}/expert-absent",
+    name="booking_expert_absent",
+    guards=[login_required],
+    include_in_schema=False,
+)
+async def booking_expert_absent(
+    request: Request[Any, Any, Any], booking_id: PathId
+) -> Response[Any]:
+    """The expert did not call or join: the client says so, every credit is released."""
+    user = signed_in_user(request)
+    booking = await booking_of_client(client_id=user.id, booking_id=booking_id)
+    await booking_no_show(booking=booking, client_absent=False, reported_by="client")
+    flash(request, _("Recorded: every credit of the booking is released."), "success")
+    return see_other(request.app.route_reverse("booking_page", booking_id=booking.id))
+
+
 @get(
     "/me/bookings/{booking_id:int}/move",
     name="booking_move_confirm",
@@ -260,6 +307,8 @@ ROUTES = [
     book_submit,
     booking_page,
     booking_cancel_page,
+    booking_contest_page,
+    booking_expert_absent,
     booking_move_confirm,
     booking_move_submit,
 ]

@@ -24,7 +24,12 @@ from portal.booking.availability import (
     override_set,
 )
 from portal.booking.presentation import availability_view, schedule_view
-from portal.booking.services import booking_cancel, booking_no_show, booking_of_expert
+from portal.booking.services import (
+    booking_cancel,
+    booking_contest_decide,
+    booking_no_show,
+    booking_of_expert,
+)
 from portal.charter.rules import WEEKDAYS
 from portal.errors import N_, ValidationFailed
 from portal.i18n import gettext as _
@@ -197,6 +202,21 @@ async def expert_no_show(
     return see_other(request.app.route_reverse("expert_schedule"))
 
 
+@post("/bookings/{booking_id:int}/contest", name="expert_contest_decide")
+async def expert_contest_decide(
+    request: Request[Any, Any, Any], booking_id: PathId, data: Form
+) -> Response[Any]:
+    """Answer a client's contest of their no-show: accept (credits given back) or keep."""
+    expert = await current_expert(request)
+    booking = await booking_of_expert(expert_id=expert.id, booking_id=booking_id)
+    decided = await booking_contest_decide(booking=booking, accept=field(data, "accept") == "yes")
+    if decided.contest_decision == "accepted":
+        flash(request, _("Contest accepted: the client's credits are given back."), "success")
+    else:
+        flash(request, _("The no-show stands: the client is told."), "success")
+    return see_other(request.app.route_reverse("expert_schedule"))
+
+
 HANDLERS = [
     availability_page,
     availability_submit,
@@ -208,4 +228,5 @@ HANDLERS = [
     schedule_page,
     expert_cancel,
     expert_no_show,
+    expert_contest_decide,
 ]

@@ -189,6 +189,9 @@ async def _world() -> World:
             "expert_question_answer": {"answer": "Voici", "kind": "expertise"},
             "expert_booking_no_show": {"absent": "client"},
             "expert_booking_cancel": {"reason": "Empêchée"},
+            # No contest to answer, no no-show to contest: refused, nothing changes.
+            "expert_contest_decide": {"accept": "yes"},
+            "booking_contest": {"contest": "J’étais là."},
             "expert_pack_create": {"name": "Pack", "credits": "5", "price": "100"},
             "expert_clients_adjust": {
                 "email": "c@example.org",
