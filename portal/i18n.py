@@ -22,6 +22,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from portal.errors import N_
+
 LOCALES = ("fr", "en")
 DEFAULT_LOCALE = "fr"
 DEFAULT_TIMEZONE = "Europe/Paris"
@@ -180,6 +182,31 @@ def timezone_choices() -> list[str]:
     else:
         zones = {tz for tz in known if "/" in tz and not tz.startswith(("Etc/", "SystemV/", "US/"))}
     return sorted(zones | {"UTC"})
+
+
+ZONE_REGIONS = {
+    "Africa": N_("Africa"),
+    "America": N_("Americas"),
+    "Antarctica": N_("Antarctica"),
+    "Arctic": N_("Arctic"),
+    "Asia": N_("Asia"),
+    "Atlantic": N_("Atlantic"),
+    "Australia": N_("Australia"),
+    "Europe": N_("Europe"),
+    "Indian": N_("Indian Ocean"),
+    "Pacific": N_("Pacific"),
+    "UTC": N_("Universal time"),
+}
+
+
+@cache
+def timezone_groups() -> list[tuple[str, list[str]]]:
+    """The zones offered, by region (Europe, Americas...), for pickers: (region, zones)."""
+    groups: dict[str, list[str]] = {}
+    for zone in timezone_choices():
+        groups.setdefault(zone.split("/", 1)[0], []).append(zone)
+    order = list(ZONE_REGIONS)
+    return sorted(groups.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99)
 
 
 @cache

@@ -62,11 +62,42 @@
     offer.hidden = false;
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", zones);
-  } else {
-    zones();
+  // Zone pickers: a search box above each, which keeps the zones whose name matches.
+  function zoneSearch(root) {
+    root.querySelectorAll("select[data-zone-picker]:not([data-searchable])").forEach(function (select) {
+      select.setAttribute("data-searchable", "");
+      var search = document.createElement("input");
+      search.type = "search";
+      search.className = "zone-search";
+      search.placeholder = select.dataset.searchLabel || "";
+      search.setAttribute("aria-label", search.placeholder);
+      search.setAttribute("aria-controls", select.id);
+      select.parentNode.insertBefore(search, select);
+      search.addEventListener("input", function () {
+        var words = search.value.toLowerCase().replace(/ /g, "_");
+        select.querySelectorAll("option").forEach(function (option) {
+          option.hidden = Boolean(words) && option.value.toLowerCase().indexOf(words) === -1;
+        });
+        select.querySelectorAll("optgroup").forEach(function (group) {
+          group.hidden = !Array.prototype.some.call(group.children, function (o) { return !o.hidden; });
+        });
+      });
+    });
   }
+
+  function ready() {
+    zones();
+    zoneSearch(document);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", ready);
+  } else {
+    ready();
+  }
+  document.addEventListener("htmx:afterSwap", function (event) {
+    zoneSearch(event.target);
+  });
 
   document.addEventListener("click", function (event) {
     var target = event.target;

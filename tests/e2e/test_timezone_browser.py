@@ -77,3 +77,22 @@ def test_keeping_the_accounts_zone_stops_the_offer(context_in: Any) -> None:
     page.reload()
     expect(page.locator("[data-tz-offer]")).to_be_hidden()
     expect(page.locator(".site-footer")).to_contain_text("Heures affichées en Europe/Paris")
+
+
+def test_a_zone_is_found_by_typing_a_city(context_in: Any) -> None:
+    run_in_thread(make_user("c@example.org"))
+    page = context_in("Europe/Paris")
+    page.goto("/login")
+    page.get_by_label("E-mail").fill("c@example.org")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.goto("/account")
+    picker = page.locator("#f-timezone")
+    assert picker.locator("option").first.inner_text() == "Europe/Paris"  # the chosen first
+    assert picker.locator("optgroup[label='Asie']").count() == 1  # grouped by region
+    page.get_by_placeholder("Chercher une ville ou une région…").fill("tokyo")
+    shown = picker.locator("option:not([hidden])")
+    assert shown.all_inner_texts() == ["Asia/Tokyo"]
+    picker.select_option("Asia/Tokyo")
+    page.get_by_role("button", name="Enregistrer").first.click()
+    expect(page.locator(".site-footer")).to_contain_text("Heures affichées en Asia/Tokyo")
