@@ -51,13 +51,16 @@ class InvalidSignature(DomainError):
 REUSE_PENDING = timedelta(minutes=30)
 
 
-async def purchase_start(*, client_id: int, expert: Expert, pack_id: int) -> Purchase:
+async def purchase_start(
+    *, client_id: int, expert: Expert, pack_id: int, next_path: str = ""
+) -> Purchase:
     """Record what the client is about to buy, at today's price and charter version.
 
     A pending purchase of the same pack by the same client, from the last 30 minutes, is
     reused: a double click leads to the same checkout (its idempotency key is the id). A
     client's purchase starts are serialized (a row lock on the client on PostgreSQL, the
-    immediate transaction on SQLite), so simultaneous clicks find the one purchase."""
+    immediate transaction on SQLite), so simultaneous clicks find the one purchase.
+    `next_path`: the page the client came from (a slot chosen...), offered once paid."""
     pack = await pack_of(expert=expert, pack_id=pack_id)
     if not pack.active:
         raise Conflict(N_("This credit pack is no longer sold."), code="pack_archived")
@@ -80,6 +83,11 @@ async def purchase_start(*, client_id: int, expert: Expert, pack_id: int) -> Pur
             .first()
         )
         if recent is not None:
+            if next_path and recent.next_path != next_path:
+                await Purchase.update({Purchase.next_path: next_path}).where(
+                    Purchase.id == recent.id
+                )
+                recent.next_path = next_path
             return recent
         purchase = Purchase(
             client=client_id,
@@ -91,6 +99,7 @@ async def purchase_start(*, client_id: int, expert: Expert, pack_id: int) -> Pur
             currency=pack.currency,
             charter_version=current.number,
             validity_months=current.rules.credit_validity_months,
+            next_path=next_path,
         )
         await purchase.save()
         return purchase

@@ -115,6 +115,7 @@ class Purchase(Table, tablename="credits_purchase"):
         length=16, choices=PurchaseStatus, default=PurchaseStatus.pending.value, null=False
     )
     checkout_session = Varchar(length=255, null=True, default=None, unique=True)
+    next_path = Varchar(length=2000, default="", null=False)  # where the buyer came from
     payment_intent = Varchar(length=255, null=True, default=None, index=True)
     charge = Varchar(length=255, null=True, default=None, index=True)  # learnt from charge.*
     lot = ForeignKey(Lot, null=True, default=None, on_delete=OnDelete.restrict)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.params import FromQuery
 from litestar.response import Redirect
 
 from portal.accounts.selectors import expert_get
@@ -27,6 +28,7 @@ from portal.routes.forms import Form, field, see_other
 from portal.settings import Settings
 from portal.web.auth import current_user, login_required
 from portal.web.deps import SettingsDep
+from portal.web.redirects import safe_next
 from portal.web.render import render
 
 
@@ -45,9 +47,19 @@ async def _pack(slug: str, pack_id: int) -> tuple[Any, CreditPack, Any]:
     guards=[login_required],
     include_in_schema=False,
 )
-async def buy_page(request: Request[Any, Any, Any], slug: Slug, pack_id: PathId) -> Response[Any]:
+async def buy_page(
+    request: Request[Any, Any, Any], slug: Slug, pack_id: PathId, next: FromQuery[str] = ""
+) -> Response[Any]:
+    """`next`: where the client came from (a chosen slot): the receipt leads back there."""
     expert, pack, current = await _pack(slug, pack_id)
-    return render(request, "pages/purchase/confirm.html", expert=expert, pack=pack, version=current)
+    return render(
+        request,
+        "pages/purchase/confirm.html",
+        expert=expert,
+        pack=pack,
+        version=current,
+        next_path=safe_next(next[:2000], ""),
+    )
 
 
 @post(
@@ -57,13 +69,20 @@ async def buy_page(request: Request[Any, Any, Any], slug: Slug, pack_id: PathId)
     include_in_schema=False,
 )
 async def buy_submit(
-    request: Request[Any, Any, Any], slug: Slug, pack_id: PathId, settings: SettingsDep
+    request: Request[Any, Any, Any],
+    slug: Slug,
+    pack_id: PathId,
+    settings: SettingsDep,
+    data: Form,
 ) -> Response[Any]:
     user = current_user(request)
     assert user is not None
     expert, _sold, _version = await _pack(slug, pack_id)
     payments_ready(settings)
-    purchase = await purchase_start(client_id=user.id, expert=expert, pack_id=pack_id)
+    next_path = safe_next(field(data, "next", 2000), "")
+    purchase = await purchase_start(
+        client_id=user.id, expert=expert, pack_id=pack_id, next_path=next_path
+    )
     return Redirect(await checkout_url(request, settings, purchase, slug), status_code=303)
 
 

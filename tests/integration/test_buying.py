@@ -4,10 +4,12 @@ follows the payment."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
 from dataclasses import replace
+from urllib.parse import parse_qs, quote, urlsplit
 
 from httpx import AsyncClient
 
@@ -18,7 +20,7 @@ from portal.credits.tables import Purchase, PurchaseStatus, StripeEvent, Wallet
 from portal.settings import get_settings, load_settings
 from tests.integration.conftest import running
 from tests.stripe_stub import StripeStub
-from tests.support import login, make_published_expert, make_user, post_form
+from tests.support import login, make_published_expert, make_user, next_monday_at, post_form
 
 
 async def _setup() -> CreditPack:
@@ -210,3 +212,41 @@ async def test_without_stripe_nor_test_checkout_nothing_is_sold() -> None:
         assert paid.status_code == 404
     assert (await Purchase.objects().get(Purchase.id == purchase.id)).status == "pending"
     assert await Wallet.count() == 0
+
+
+async def test_short_of_credits_a_slot_is_one_click_away_after_paying(client: AsyncClient) -> None:
+    """From the confirmation of a slot the client cannot pay for: a pack, its payment, and
+    the receipt leads back to that same confirmation, where one click books."""
+    pack = await _setup()
+    await login(client, "c@example.org")
+    start = next_monday_at(10)
+    confirm = (
+        f"/e/alice-expert/book/confirm?channel=call&duration=30"
+        f"&start={quote(start.isoformat())}&tz=Europe%2FParis"
+    )
+    short = (await client.get(confirm)).text
+    link = re.search(rf'href="(/e/alice-expert/buy/{pack.id}\?next=[^"]+)"', short)
+    assert link, short
+    buy_url = html.unescape(link.group(1))
+    back = parse_qs(urlsplit(buy_url).query)["next"][0]
+    assert back.startswith("/e/alice-expert/book/confirm?")
+    buy_page = (await client.get(buy_url)).text
+    assert f'name="next" value="{html.escape(back)}"' in buy_page
+    started = await post_form(
+        client, f"/e/alice-expert/buy/{pack.id}", {"next": back}, from_page=buy_url
+    )
+    purchase = await Purchase.objects().first()
+    assert purchase is not None and purchase.next_path == back
+    await post_form(
+        client,
+        f"/checkout/test/{purchase.id}",
+        {"outcome": "pay"},
+        from_page=started.headers["location"],
+    )
+    receipt = (await client.get(f"/me/purchases/{purchase.id}")).text
+    assert "Continuer là où vous étiez" in receipt and html.escape(back) in receipt
+    again = (await client.get(back)).text
+    assert "Confirmer la réservation" in again and 'name="start"' in again
+    # Another site's address is never followed.
+    away = await client.get(f"/e/alice-expert/buy/{pack.id}?next=https://evil.test/")
+    assert 'name="next" value=""' in away.text

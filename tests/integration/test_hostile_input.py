@@ -213,6 +213,7 @@ async def _world() -> World:
             "expert_charter_preview": charter,
             "account_profile": {"name": "Camille", "locale": "fr", "timezone": "Europe/Paris"},
             "test_checkout_submit": {"outcome": "pay"},
+            "buy_pack_submit": {"next": "/me"},
             # An email already taken and a wrong password: the visitor stays anonymous.
             "signup_submit": {"name": "N", "email": "c@example.org", "password": PASSWORD},
             "login_submit": {"email": "c@example.org", "password": "not the password"},
