@@ -130,12 +130,14 @@ async def _next(cursor: dict[str, Any], limit: int) -> list[dict[str, Any]]:
 
 def _recorded(row: dict[str, Any]) -> Recorded:
     at = row["recorded_at"]
+    at = datetime.fromisoformat(at) if isinstance(at, str) else at
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)  # stored in UTC
     return Recorded(
         id=row["id"],
         kind=row["kind"],
         key=row["key"],
         data=json.loads(row["data"]),
-        recorded_at=datetime.fromisoformat(at) if isinstance(at, str) else at,
+        recorded_at=at,
     )
 
 

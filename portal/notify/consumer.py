@@ -20,6 +20,7 @@ from portal.booking.tables import Booking
 from portal.credits.tables import Purchase
 from portal.events.consume import Consumer, Recorded
 from portal.notify import messages
+from portal.notify.debits import debit_noted
 from portal.questions.tables import Question
 
 BOOKING_CHANGES = {
@@ -106,8 +107,23 @@ HANDLERS = {
 }
 
 
+# What may debit a client's credits: their evening digest is written again.
+DEBITING = frozenset(
+    {
+        "booking.confirmed",
+        "booking.cancelled",
+        "booking.no_show",
+        "question.settled",
+        "wallet.adjusted",
+    }
+)
+
+
 async def _handle(event: Recorded) -> None:
-    await HANDLERS[event.kind](event)
+    if event.kind in HANDLERS:
+        await HANDLERS[event.kind](event)
+    if event.kind in DEBITING:
+        await debit_noted(event.data["client"], event.recorded_at)
 
 
-NOTIFY = Consumer(name="notify", kinds=frozenset(HANDLERS), handle=_handle)
+NOTIFY = Consumer(name="notify", kinds=frozenset(HANDLERS) | DEBITING, handle=_handle)
