@@ -116,6 +116,9 @@ async def test_public_charter_in_french(client: AsyncClient) -> None:
     assert 'name="description" content="Prix et règles de Alice Expert' in text
     assert "Charte des échanges, version 1, publiée le" in text
     assert "2 crédits" in text and "dès 80\u00a0€" in text  # 2 credits at 40 € or 45 €
+    assert "au prix par crédit du pack le plus avantageux" in text  # what "dès" means
+    assert "Horaires pour les questions écrites" in text  # not the bookable times
+    assert "ceux que propose la page de réservation" in text
     assert "Une réponse de conseil est facturée" in text
     assert "Chaque appel réservé inclut 2 questions de suivi dans les 7 jours." in text
     assert "sous 1\u00a0h de temps ouvré" in text
