@@ -106,15 +106,38 @@ async def _locked_cursor(name: str) -> dict[str, Any]:
     return row
 
 
+# The horizon on PostgreSQL: the oldest transaction still running, in this statement's
+# snapshot, that may be writing to this database. A transaction another database on the
+# same server is running cannot write our events: it does not hold them back (a long one
+# there would otherwise stop every email here). Transaction ids are server-wide; one in
+# the snapshot whose session has ended since, or that no session shows, counts as ours.
+_NEXT_POSTGRES = """
+WITH snap AS (SELECT pg_current_snapshot() AS s),
+elsewhere AS (
+  SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
+  WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+),
+ours AS (
+  SELECT x::text::bigint AS xid FROM snap, pg_snapshot_xip(snap.s) AS x
+  WHERE x::text::bigint % 4294967296 NOT IN (SELECT xid FROM elsewhere)
+),
+horizon AS (
+  SELECT coalesce(
+    (SELECT min(xid) FROM ours), (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap)
+  ) AS txid
+)
+SELECT id, kind, key, data, events_event.txid, recorded_at FROM events_event, horizon
+WHERE (events_event.txid, id) > ({}, {}) AND events_event.txid < horizon.txid
+ORDER BY events_event.txid, id LIMIT {}
+"""
+
+
 async def _next(cursor: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     if is_postgres():
-        # Only from transactions older than every one still running: none of those can
-        # still commit an event that sorts before the cursor.
+        # Only from transactions older than every one still running here: none of those
+        # can still commit an event that sorts before the cursor.
         return await Event.raw(
-            "SELECT id, kind, key, data, txid, recorded_at FROM events_event "
-            "WHERE (txid, id) > ({}, {}) "
-            "AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint "
-            "ORDER BY txid, id LIMIT {}",
+            _NEXT_POSTGRES,
             cursor["txid"],
             cursor["event"],
             limit,

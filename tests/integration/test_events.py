@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from httpx import AsyncClient
@@ -241,6 +242,32 @@ async def test_an_event_committed_after_a_later_one_is_read_not_skipped() -> Non
     await a
     assert await consume(consumer) == 2
     assert seen == ["a", "b"]
+
+
+@pytest.mark.skipif(not is_postgres(), reason="transaction ids are PostgreSQL's")
+async def test_a_long_transaction_in_another_database_holds_nothing_back() -> None:
+    """Transaction ids are server-wide: a transaction left open in another database of the
+    same server (another application, a console) must not stop the emails here."""
+    import asyncpg
+
+    url = urlsplit(get_settings().database_url)
+    elsewhere = await asyncpg.connect(urlunsplit(url._replace(path="/postgres")))
+    try:
+        open_there = elsewhere.transaction()
+        await open_there.start()
+        await elsewhere.fetchval("SELECT pg_current_xact_id()")  # it holds an id, and waits
+        await _written(3)
+        seen: list[int] = []
+
+        async def handle(event: Recorded) -> None:
+            seen.append(event.data["n"])
+
+        consumer = Consumer(name="test", kinds=frozenset({"test.happened"}), handle=handle)
+        assert await consume(consumer) == 3
+        assert seen == [0, 1, 2]
+        await open_there.rollback()
+    finally:
+        await elsewhere.close()
 
 
 async def test_a_request_that_recorded_events_wakes_the_worker(client: AsyncClient) -> None:
