@@ -167,19 +167,22 @@ def format_number(value: int) -> str:
     return numbers.format_decimal(value, locale=_locale.get())
 
 
-_ZONE_TABLE = Path("/usr/share/zoneinfo/zone1970.tab")
+_ZONE_TABLES = (Path("/usr/share/zoneinfo/zone1970.tab"), Path("/usr/share/zoneinfo/zone.tab"))
 
 
 @cache
 def timezone_choices() -> list[str]:
-    """The zones offered in forms: the canonical ones (no old aliases such as
-    Asia/Calcutta or US/Eastern) when the system's table lists them, sorted; and UTC."""
+    """The zones offered in forms: every zone of a country (the system's zone.tab and
+    zone1970.tab: Europe/Luxembourg, Indian/Reunion, America/Guadeloupe...), without the
+    old aliases (Asia/Calcutta, US/Eastern), sorted; and UTC."""
     known = available_timezones()
-    if _ZONE_TABLE.is_file():
-        lines = _ZONE_TABLE.read_text(encoding="utf-8").splitlines()
-        zones = {line.split("\t")[2] for line in lines if line and not line.startswith("#")}
-        zones &= known
-    else:
+    zones: set[str] = set()
+    for table in _ZONE_TABLES:
+        if table.is_file():
+            lines = table.read_text(encoding="utf-8").splitlines()
+            zones |= {line.split("\t")[2] for line in lines if line and not line.startswith("#")}
+    zones &= known
+    if not zones:
         zones = {tz for tz in known if "/" in tz and not tz.startswith(("Etc/", "SystemV/", "US/"))}
     return sorted(zones | {"UTC"})
 
@@ -211,5 +214,8 @@ def timezone_groups() -> list[tuple[str, list[str]]]:
 
 @cache
 def timezones() -> frozenset[str]:
-    """The zones accepted from people: those offered in forms."""
-    return frozenset(timezone_choices())
+    """The zones accepted from people: those offered in forms, and the other names of the
+    same clocks a browser may report (Asia/Calcutta for Asia/Kolkata...)."""
+    known = available_timezones()
+    aliases = {tz for tz in known if "/" in tz and not tz.startswith(("Etc/", "SystemV/"))}
+    return frozenset(timezone_choices()) | aliases

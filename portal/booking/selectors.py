@@ -74,6 +74,17 @@ async def own_booking_at(*, client_id: int, expert_id: int, start: datetime) -> 
     )
 
 
+async def last_phone_of(*, client_id: int) -> str:
+    """The number the client gave for their latest call, to offer it again."""
+    row = (
+        await Booking.select(Booking.phone)
+        .where((Booking.client == client_id) & (Booking.phone != ""))
+        .order_by(Booking.id, ascending=False)
+        .first()
+    )
+    return str(row["phone"]) if row else ""
+
+
 async def availability_by_feed_token(*, token: str) -> Availability | None:
     """The availability whose private calendar feed has this token."""
     return await Availability.objects().where(Availability.feed_token == token).first()

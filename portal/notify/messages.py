@@ -23,7 +23,10 @@ from portal.settings import get_settings
 
 
 def _when(booking: Booking) -> str:
-    return i18n.format_datetime_in(booking.starts_at, i18n.current_timezone())
+    """The start in the reader's zone, the zone named (an expert abroad reads it right)."""
+    zone = i18n.current_timezone()
+    when = i18n.format_datetime_in(booking.starts_at, zone)
+    return f"{when} ({zone.replace('_', ' ')})"
 
 
 def _what(booking: Booking) -> str:
@@ -471,8 +474,9 @@ async def email_changed(user: User, former: str, new_email: str, event_key: str)
             lines=[
                 _(
                     "Your account now uses %(email)s to log in and for every email. "
-                    "If you did not change it, reset your password from the login page "
-                    "with the new address, or write to the portal's team."
+                    "If you did not change it, someone who knows your password did: contact "
+                    "the portal's team at once. Do not ask for a new password from the login "
+                    "page: its link would go to the new address."
                 )
                 % {"email": new_email},
             ],
@@ -492,11 +496,15 @@ async def no_show_told(booking: Booking, event_key: str) -> None:
 
     def to_client() -> Email:
         values = {"name": expert.display_name, "when": _when(booking), "what": _what(booking)}
-        credits = ngettext("%(num)d credit", "%(num)d credits", kept) % {"num": kept}
         if booking.status == "no_show_client":
             lines = [
                 _("%(name)s recorded that you did not come to %(what)s on %(when)s.") % values,
-                _("As the charter says, %(credits)s are debited.") % {"credits": credits},
+                ngettext(
+                    "As the charter says, %(num)d credit is debited.",
+                    "As the charter says, %(num)d credits are debited.",
+                    kept,
+                )
+                % {"num": kept},
                 _(
                     "If you were there, say so from the booking's page within 48 hours: "
                     "%(name)s reads it and decides, and you are told."

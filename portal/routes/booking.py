@@ -20,7 +20,7 @@ from portal.booking.presentation import (
     move_view,
     next_slots_view,
 )
-from portal.booking.selectors import own_booking_at
+from portal.booking.selectors import last_phone_of, own_booking_at
 from portal.booking.services import (
     CostChanged,
     SlotChoice,
@@ -109,15 +109,17 @@ async def book_confirm(
 ) -> Response[Any]:
     """What the booking will be and cost, before anything is held; a time that is not a
     free slot (any more) is said so, without a form."""
+    user = signed_in_user(request)
     context = await confirm_view(
         expert=await expert_by_slug(slug),
-        client=signed_in_user(request),
+        client=user,
         channel=channel,
         duration=duration,
         start=_start(start),
         tz=_tz(tz),
     )
-    return render(request, "pages/booking/confirm.html", form={}, errors={}, **context)
+    form = {"phone": await last_phone_of(client_id=user.id)}  # the last number, offered
+    return render(request, "pages/booking/confirm.html", form=form, errors={}, **context)
 
 
 @post("/e/{slug:str}/book", name="book_submit", guards=[login_required], include_in_schema=False)

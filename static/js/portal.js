@@ -73,11 +73,24 @@
       search.setAttribute("aria-label", search.placeholder);
       search.setAttribute("aria-controls", select.id);
       select.parentNode.insertBefore(search, select);
+      search.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") {
+          event.preventDefault(); // choosing happens in the list, not by sending the form
+        }
+      });
       search.addEventListener("input", function () {
         var words = search.value.toLowerCase().replace(/ /g, "_");
+        var first = null;
         select.querySelectorAll("option").forEach(function (option) {
           option.hidden = Boolean(words) && option.value.toLowerCase().indexOf(words) === -1;
+          if (!option.hidden && first === null && words) {
+            first = option;
+          }
         });
+        if (first !== null && select.value !== first.value) {
+          select.value = first.value; // the first match is the one chosen
+          select.dispatchEvent(new Event("change", { bubbles: true }));
+        }
         select.querySelectorAll("optgroup").forEach(function (group) {
           group.hidden = !Array.prototype.some.call(group.children, function (o) { return !o.hidden; });
         });
@@ -97,6 +110,11 @@
   }
   document.addEventListener("htmx:afterSwap", function (event) {
     zoneSearch(event.target);
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.target === document.body) {
+      zones(); // a boosted page: the offer of the device's zone, again
+    }
   });
 
   document.addEventListener("click", function (event) {
