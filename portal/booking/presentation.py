@@ -28,7 +28,7 @@ from portal.booking.policy import (
     cancellation_cost,
     late_cancellation_cost,
 )
-from portal.booking.selectors import schedule_of
+from portal.booking.selectors import own_booking_at, schedule_of
 from portal.booking.services import MAX_AHEAD_DAYS, booking_of_client, free_slots, terms_of
 from portal.booking.tables import Booking, BookingStatus
 from portal.charter.rules import CHANNELS, WEEKDAYS, Rules
@@ -216,8 +216,16 @@ async def confirm_view(
     except ValidationFailed:  # a day outside what can be booked at all
         available = False
     problem = i18n.gettext("This time is not a free slot: choose one from the list.")
+    own = (
+        None
+        if available
+        else await own_booking_at(client_id=client.id, expert_id=expert.id, start=start)
+    )
+    if own is not None:  # Back after booking, a second tab: it is the client's own
+        problem = i18n.gettext("You have booked this slot already.")
     context["problem"] = None if available else problem
-    context["problem_code"] = "" if available else "slot_taken"
+    context["problem_code"] = "" if available else ("own_booking" if own else "slot_taken")
+    context["own_booking"] = own
     return context
 
 

@@ -88,6 +88,9 @@ async def test_book_from_the_picker_then_cancel(client: AsyncClient) -> None:
     assert other_tab.headers["location"] == created.headers["location"]
     told = (await client.get(other_tab.headers["location"])).text
     assert "Vous avez déjà réservé ce créneau" in told
+    back = (await client.get(confirm_url)).text  # Back to the confirmation
+    assert "Vous avez déjà réservé ce créneau." in back
+    assert f'href="/me/bookings/{(await Booking.objects().first()).id}"' in back  # type: ignore[union-attr]
     booking_page = (await client.get(created.headers["location"])).text
     assert "Réservé" in booking_page and "06 12 34 56 78" in booking_page
     booking = await Booking.objects().first()
