@@ -3,8 +3,9 @@ one and with two workers, beside arq's own rate for a job that does nothing, mea
 the same run; and the lag between an exchange becoming due and its capture, under a load
 of BENCH_DUE (default 5,000) bookings due at once.
 
-PostgreSQL: a database `portal_bench_workers` (rebuilt each round) on the server of
-BENCH_POSTGRES_URL, else of a PostgreSQL DATABASE_URL, else 127.0.0.1:5432; Redis:
+PostgreSQL: a database `portal_bench_workers` or the one BENCH_POSTGRES_DATABASE names (its
+schema rebuilt each round) on the server of BENCH_POSTGRES_URL, else of a PostgreSQL
+DATABASE_URL, else 127.0.0.1:5432; Redis:
 BENCH_REDIS_URL (default redis://127.0.0.1:6379/7, emptied). Skipped with a note when either
 cannot be reached. Results: stdout and var/bench/workers.json.
 """
@@ -27,23 +28,17 @@ import asyncpg
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
-from tests.bench.bench_ledger import postgres_server_url, with_database
+from tests.bench.bench_ledger import fresh_postgres_database, postgres_server_url
 from tests.bench.common import PORTAL, RESULTS_DIR, ROOT
 
 RESULTS_FILE = RESULTS_DIR / "workers.json"
 DUE = int(os.environ.get("BENCH_DUE", "5000"))
 NOOP_JOBS = 2000
-DATABASE = "portal_bench_workers"
+DATABASE = os.environ.get("BENCH_POSTGRES_DATABASE") or "portal_bench_workers"
 
 
 async def _fresh_database(server_url: str) -> str:
-    connection = await asyncpg.connect(with_database(server_url, "postgres"), timeout=5)
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await connection.execute(f"CREATE DATABASE {DATABASE}")
-    finally:
-        await connection.close()
-    return with_database(server_url, DATABASE)
+    return await fresh_postgres_database(server_url, DATABASE)
 
 
 def _environment(tmp: Path, database_url: str, redis_url: str) -> dict[str, str]:
