@@ -177,28 +177,136 @@ async def grant(
         )
 
 
+async def _lots_and_done(
+    wallet_id: int, key: str, now: datetime
+) -> tuple[bool, int | None, list[tuple[int, int]]]:
+    """In one statement: whether an entry was already written under `key` (and its hold),
+    and the wallet's usable lots (id, remaining), the ones expiring first first."""
+    rows = await Lot.raw(
+        "SELECT e.id AS done, e.hold AS done_hold, l.id, l.remaining "
+        "FROM (SELECT 1 AS one) AS one "
+        "LEFT JOIN credits_entry AS e ON e.idempotency_key = {} "
+        "LEFT JOIN credits_lot AS l ON l.wallet = {} AND l.remaining > 0 AND l.expires_at > {} "
+        "ORDER BY l.expires_at, l.id",
+        key,
+        wallet_id,
+        now,
+    )
+    lots = [(row["id"], row["remaining"]) for row in rows if row["id"] is not None]
+    return rows[0]["done"] is not None, rows[0]["done_hold"], lots
+
+
+async def _move(wallet_id: int, *, available: int = 0, held: int = 0) -> bool:
+    """Move the wallet's caches (on PostgreSQL this takes its row lock); False, with nothing
+    changed, when the wallet does not exist or a balance would go below zero."""
+    moved = await Wallet.raw(
+        "UPDATE credits_wallet SET available = available + {}, held = held + {} "
+        "WHERE id = {} AND available + {} >= 0 AND held + {} >= 0 RETURNING id",
+        available,
+        held,
+        wallet_id,
+        available,
+        held,
+    )
+    return bool(moved)
+
+
+async def _lots_add(changes: list[tuple[int, int]]) -> None:
+    """Add each (lot id, credits) to the lot's `remaining`, in one statement."""
+    if not changes:
+        return
+    if len(changes) == 1:
+        [(lot_id, credits)] = changes
+        await Lot.raw(
+            "UPDATE credits_lot SET remaining = remaining + {} WHERE id = {}", credits, lot_id
+        )
+        return
+    cases = " ".join("WHEN {} THEN {}" for _ in changes)
+    ids = ", ".join("{}" for _ in changes)
+    args = [value for change in changes for value in change]
+    await Lot.raw(
+        f"UPDATE credits_lot SET remaining = remaining + CASE id {cases} END "  # noqa: S608
+        f"WHERE id IN ({ids})",
+        *args,
+        *(lot_id for lot_id, _ in changes),
+    )
+
+
 async def hold(*, wallet_id: int, amount: int, reference: str, key: str | None = None) -> Hold:
     """Reserve credits for an exchange; raises InsufficientCredits (with what is missing)."""
     _positive(amount)
     key = key or f"hold:{reference}"
-    async with _locked(wallet_id) as wallet:
-        if (done := await _done(key)) is not None:
-            return await Hold.objects().get(Hold.id == done.hold)
-        taken = await _take(wallet, amount, _now())
-        held = Hold(wallet=wallet.id, reference=reference, amount=amount)
-        await held.save()
-        for lot, part in taken:
-            await HoldPart(hold=held.id, lot=lot.id, amount=part).save()
-        await _write(
-            wallet,
-            kind=EntryKind.hold,
-            amount=-amount,
-            held_change=amount,
-            key=key,
-            reference=reference,
-            hold=held.id,
+    now = _now()
+    async with write_transaction():
+        # The caches move first: on PostgreSQL that takes the wallet's lock, and what follows
+        # reads the wallet as it is once locked. Undone below if the hold is not made.
+        moved = await _move(wallet_id, available=-amount, held=amount)
+        if not moved:  # no such wallet, not enough credits, or asked again
+            await _locked_row(wallet_id)
+        done, done_hold, lots = await _lots_and_done(wallet_id, key, now)
+        usable = sum(remaining for _, remaining in lots)
+        if done or not moved or usable < amount:
+            if moved:
+                await _move(wallet_id, available=amount, held=-amount)
+            if done:
+                return await Hold.objects().get(Hold.id == done_hold)
+            # Not moved: less available than asked, and the lots hold no more than that.
+            raise InsufficientCredits(missing=max(amount - usable, 1))
+        taken: list[tuple[int, int]] = []
+        left = amount
+        for lot_id, remaining in lots:
+            if left == 0:
+                break
+            part = min(left, remaining)
+            taken.append((lot_id, part))
+            left -= part
+        await _lots_add([(lot_id, -part) for lot_id, part in taken])
+        held = Hold(wallet=wallet_id, reference=reference, amount=amount)
+        await Hold.insert(held)
+        await HoldPart.insert(
+            *(HoldPart(hold=held.id, lot=lot_id, amount=part) for lot_id, part in taken)
+        )
+        await Entry.insert(
+            _entry(
+                wallet_id,
+                kind=EntryKind.hold,
+                amount=-amount,
+                held_change=amount,
+                key=key,
+                reference=reference,
+                hold=held.id,
+            )
         )
         return held
+
+
+async def _locked_row(wallet_id: int) -> None:
+    """The wallet's lock taken the plain way (PostgreSQL; SQLite's transaction holds the
+    database already); NotFound when there is no such wallet."""
+    query = Wallet.select(Wallet.id).where(Wallet.id == wallet_id)
+    if await (query.lock_rows() if is_postgres() else query).first() is None:
+        raise NotFound(N_("This wallet does not exist."))
+
+
+def _entry(
+    wallet_id: int,
+    *,
+    kind: EntryKind,
+    amount: int,
+    key: str,
+    reference: str,
+    held_change: int = 0,
+    hold: int | None = None,
+) -> Entry:
+    return Entry(
+        wallet=wallet_id,
+        kind=kind.value,
+        amount=amount,
+        held_change=held_change,
+        idempotency_key=key,
+        reference=reference,
+        hold=hold,
+    )
 
 
 async def _active_hold(wallet: Wallet, hold_id: int) -> Hold:
@@ -210,98 +318,180 @@ async def _active_hold(wallet: Wallet, hold_id: int) -> Hold:
     return held
 
 
-async def _give_back(wallet: Wallet, held: Hold, amount: int, key: str, now: datetime) -> None:
+async def _give_back(
+    held: Hold, amount: int, key: str, now: datetime
+) -> tuple[int, list[tuple[int, int]], list[Entry]]:
     """Return `amount` of a hold's credits to its lots (the latest-expiring first); what
-    lands in a lot that has expired meanwhile expires at once."""
-    parts = await HoldPart.objects(HoldPart.lot).where(HoldPart.hold == held.id)
-    parts.sort(key=lambda p: (p.lot.expires_at, p.lot.id), reverse=True)
+    lands in a lot that has expired meanwhile expires at once. The wallet's caches are the
+    caller's to move (its lock comes before the lots'): returns how much of `amount`
+    expired, what goes back to which lot, and the entries to write."""
+    parts = await HoldPart.raw(
+        "SELECT p.amount, l.id AS lot, l.expires_at FROM credits_hold_part AS p "
+        "JOIN credits_lot AS l ON l.id = p.lot WHERE p.hold = {} "
+        "ORDER BY l.expires_at DESC, l.id DESC",
+        held.id,
+    )
     left = amount
     expired = 0
+    back: list[tuple[int, int]] = []
     for part in parts:
         if left == 0:
             break
-        back = min(left, part.amount)
-        left -= back
-        if part.lot.expires_at <= now:
-            expired += back
+        credits = min(left, part["amount"])
+        left -= credits
+        if part["expires_at"] <= now:
+            expired += credits
         else:
-            await Lot.update({Lot.remaining: Lot.remaining + back}).where(Lot.id == part.lot.id)
-    await _write(
-        wallet,
-        kind=EntryKind.release,
-        amount=amount,
-        held_change=-amount,
-        key=key,
-        reference=held.reference,
-        hold=held.id,
-    )
-    if expired:
-        await _write(
-            wallet,
-            kind=EntryKind.expire,
-            amount=-expired,
-            key=f"{key}:expired",
+            back.append((part["lot"], credits))
+    entries = [
+        _entry(
+            held.wallet,
+            kind=EntryKind.release,
+            amount=amount,
+            held_change=-amount,
+            key=key,
             reference=held.reference,
             hold=held.id,
         )
+    ]
+    if expired:
+        entries.append(
+            _entry(
+                held.wallet,
+                kind=EntryKind.expire,
+                amount=-expired,
+                key=f"{key}:expired",
+                reference=held.reference,
+                hold=held.id,
+            )
+        )
+    return expired, back, entries
+
+
+_ENDED = {HoldStatus.captured: "capture", HoldStatus.released: "release"}
+
+
+async def _end(
+    *,
+    hold_id: int,
+    wallet_id: int | None,
+    status: HoldStatus,
+    amount: int | None = None,
+    key: str | None = None,
+) -> Hold:
+    """End an active hold: captured (`amount`, all of it by default; the rest released) or
+    released. The hold's row is changed first, so a hold ends once however many try; a hold
+    already ended under `key` is returned as it is."""
+    now = _now()
+    verb = _ENDED[status]
+    async with write_transaction():
+        row = None
+        if amount is None or amount >= 0:
+            sql = "UPDATE credits_hold SET status = {}, captured = "
+            args: list[object] = [status.value]
+            if amount is None:
+                sql += "amount"
+            else:
+                sql += "{}"
+                args.append(amount)
+            sql += ", ended_at = {} WHERE id = {} AND status = {}"
+            args += [now, hold_id, HoldStatus.active.value]
+            if amount is not None:
+                sql += " AND amount >= {}"
+                args.append(amount)
+            if wallet_id is not None:
+                sql += " AND wallet = {}"
+                args.append(wallet_id)
+            rows = await Hold.raw(sql + " RETURNING *", *args)
+            row = rows[0] if rows else None
+        if row is None:
+            return await _not_ended(
+                hold_id=hold_id, wallet_id=wallet_id, verb=verb, amount=amount, key=key
+            )
+        held = Hold(_exists_in_db=True, **row)
+        key = key or f"{verb}:{held.reference}"
+        entries: list[Entry] = []
+        if status == HoldStatus.captured:
+            entries.append(
+                _entry(
+                    held.wallet,
+                    kind=EntryKind.capture,
+                    amount=0,
+                    held_change=-held.captured,
+                    key=key,
+                    reference=held.reference,
+                    hold=held.id,
+                )
+            )
+        rest = held.amount - held.captured
+        if rest == 0:
+            await Entry.insert(*entries)
+            await _move(held.wallet, held=-held.amount)  # the wallet's lock, last
+            return held
+        rest_key = f"{key}:rest" if status == HoldStatus.captured else key
+        expired, back, given = await _give_back(held, rest, rest_key, now)
+        await _move(held.wallet, available=rest - expired, held=-held.amount)
+        await _lots_add(back)
+        await Entry.insert(*entries, *given)
+        return held
+
+
+async def _not_ended(
+    *, hold_id: int, wallet_id: int | None, verb: str, amount: int | None, key: str | None
+) -> Hold:
+    """Why a hold could not be ended: asked again (the hold as it is), or an error."""
+    wallet = None
+    if wallet_id is not None:
+        wallet = await Wallet.objects().where(Wallet.id == wallet_id).first()
+        if wallet is None:
+            raise NotFound(N_("This wallet does not exist."))
+    held = await Hold.objects().where(Hold.id == hold_id).first()
+    key = key or f"{verb}:{held.reference if held else hold_id}"
+    if (done := await _done(key)) is not None:
+        return await Hold.objects().get(Hold.id == done.hold)
+    if held is None or (wallet is not None and held.wallet != wallet.id):
+        raise NotFound(N_("This hold does not exist."))
+    if held.status != HoldStatus.active.value:
+        raise Conflict(N_("This hold has already ended."), code="hold_ended")
+    if amount is not None and not 0 <= amount <= held.amount:
+        raise ValidationFailed({"amount": N_("A capture cannot exceed its hold.")})
+    raise RuntimeError(f"hold {hold_id} is active but could not be ended")
 
 
 async def capture(
     *, wallet_id: int, hold_id: int, amount: int | None = None, key: str | None = None
 ) -> Hold:
     """Debit a hold (all of it by default, or less: the rest is released)."""
-    async with _locked(wallet_id) as wallet:
-        held = await Hold.objects().where(Hold.id == hold_id).first()
-        key = key or f"capture:{held.reference if held else hold_id}"
-        if (done := await _done(key)) is not None:
-            return await Hold.objects().get(Hold.id == done.hold)
-        held = await _active_hold(wallet, hold_id)
-        amount = held.amount if amount is None else amount
-        if not 0 <= amount <= held.amount:
-            raise ValidationFailed({"amount": N_("A capture cannot exceed its hold.")})
-        now = _now()
-        await _write(
-            wallet,
-            kind=EntryKind.capture,
-            amount=0,
-            held_change=-amount,
-            key=key,
-            reference=held.reference,
-            hold=held.id,
-        )
-        if amount < held.amount:
-            await _give_back(wallet, held, held.amount - amount, f"{key}:rest", now)
-        await Hold.update(
-            {Hold.status: HoldStatus.captured.value, Hold.captured: amount, Hold.ended_at: now}
-        ).where(Hold.id == held.id)
-        return await Hold.objects().get(Hold.id == held.id)
+    return await _end(
+        hold_id=hold_id, wallet_id=wallet_id, status=HoldStatus.captured, amount=amount, key=key
+    )
 
 
 async def release(*, wallet_id: int, hold_id: int, key: str | None = None) -> Hold:
     """Give a hold's credits back (cancelled in time, free answer, missed deadline)."""
-    async with _locked(wallet_id) as wallet:
-        held = await Hold.objects().where(Hold.id == hold_id).first()
-        key = key or f"release:{held.reference if held else hold_id}"
-        if (done := await _done(key)) is not None:
-            return await Hold.objects().get(Hold.id == done.hold)
-        held = await _active_hold(wallet, hold_id)
-        now = _now()
-        await _give_back(wallet, held, held.amount, key, now)
-        await Hold.update({Hold.status: HoldStatus.released.value, Hold.ended_at: now}).where(
-            Hold.id == held.id
-        )
-        return await Hold.objects().get(Hold.id == held.id)
+    return await _end(
+        hold_id=hold_id, wallet_id=wallet_id, status=HoldStatus.released, amount=0, key=key
+    )
 
 
 async def finish(*, hold_id: int, amount: int, reference: str) -> Hold:
     """End a hold with what the exchange costs: `amount` captured (the rest released), or
     all of it released when the exchange costs nothing. Keys follow `reference`."""
-    held = await Hold.objects().get(Hold.id == hold_id)
     if amount > 0:
-        return await capture(
-            wallet_id=held.wallet, hold_id=held.id, amount=amount, key=f"capture:{reference}"
+        return await _end(
+            hold_id=hold_id,
+            wallet_id=None,
+            status=HoldStatus.captured,
+            amount=amount,
+            key=f"capture:{reference}",
         )
-    return await release(wallet_id=held.wallet, hold_id=held.id, key=f"release:{reference}")
+    return await _end(
+        hold_id=hold_id,
+        wallet_id=None,
+        status=HoldStatus.released,
+        amount=0,
+        key=f"release:{reference}",
+    )
 
 
 async def debit(*, wallet_id: int, credits: int, reference: str, key: str, memo: str = "") -> Entry:
