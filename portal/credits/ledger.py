@@ -221,7 +221,7 @@ async def _lots_add(changes: list[tuple[int, int]]) -> None:
             "UPDATE credits_lot SET remaining = remaining + {} WHERE id = {}", credits, lot_id
         )
         return
-    cases = " ".join("WHEN {} THEN {}" for _ in changes)
+    cases = " ".join("WHEN {} THEN CAST({} AS INTEGER)" for _ in changes)
     ids = ", ".join("{}" for _ in changes)
     args = [value for change in changes for value in change]
     await Lot.raw(
@@ -260,24 +260,64 @@ async def hold(*, wallet_id: int, amount: int, reference: str, key: str | None =
             part = min(left, remaining)
             taken.append((lot_id, part))
             left -= part
+        held = Hold(wallet=wallet_id, reference=reference, amount=amount, created_at=now)
+        await _hold_written(held, taken, key)
+        return held
+
+
+async def _hold_written(held: Hold, taken: list[tuple[int, int]], key: str) -> None:
+    """The credits `taken` from their lots, and the hold with its parts and its entry
+    written (`held` gets its id): one statement on PostgreSQL, four on SQLite."""
+    if not is_postgres():
         await _lots_add([(lot_id, -part) for lot_id, part in taken])
-        held = Hold(wallet=wallet_id, reference=reference, amount=amount)
         await Hold.insert(held)
         await HoldPart.insert(
             *(HoldPart(hold=held.id, lot=lot_id, amount=part) for lot_id, part in taken)
         )
         await Entry.insert(
             _entry(
-                wallet_id,
+                held.wallet,
                 kind=EntryKind.hold,
-                amount=-amount,
-                held_change=amount,
+                amount=-held.amount,
+                held_change=held.amount,
                 key=key,
-                reference=reference,
+                reference=held.reference,
                 hold=held.id,
             )
         )
-        return held
+        return
+    cases = " ".join("WHEN {} THEN CAST({} AS INTEGER)" for _ in taken)
+    lots = ", ".join("{}" for _ in taken)
+    parts = ", ".join("(CAST({} AS INTEGER), CAST({} AS INTEGER))" for _ in taken)
+    pairs = [value for pair in taken for value in pair]
+    rows = await Hold.raw(
+        f"WITH l AS (UPDATE credits_lot SET remaining = remaining - CASE id {cases} END "  # noqa: S608
+        f"WHERE id IN ({lots})), "
+        "h AS (INSERT INTO credits_hold (wallet, reference, amount, captured, status, "
+        "created_at) VALUES ({}, {}, {}, 0, {}, {}) RETURNING id), "
+        "p AS (INSERT INTO credits_hold_part (hold, lot, amount) "
+        f"SELECT h.id, v.lot, v.amount FROM h, (VALUES {parts}) AS v (lot, amount)), "
+        "e AS (INSERT INTO credits_entry (wallet, kind, amount, held_change, idempotency_key, "
+        "reference, hold, memo, created_at) SELECT {}, {}, {}, {}, {}, {}, h.id, '', {} FROM h) "
+        "SELECT id FROM h",
+        *pairs,
+        *(lot_id for lot_id, _ in taken),
+        held.wallet,
+        held.reference,
+        held.amount,
+        held.status,
+        held.created_at,
+        *pairs,
+        held.wallet,
+        EntryKind.hold.value,
+        -held.amount,
+        held.amount,
+        key,
+        held.reference,
+        held.created_at,
+    )
+    held.id = rows[0]["id"]
+    held._exists_in_db = True
 
 
 async def _locked_row(wallet_id: int) -> None:
@@ -385,55 +425,88 @@ async def _end(
     now = _now()
     verb = _ENDED[status]
     async with write_transaction():
-        row = None
-        if amount is None or amount >= 0:
-            sql = "UPDATE credits_hold SET status = {}, captured = "
-            args: list[object] = [status.value]
-            if amount is None:
-                sql += "amount"
-            else:
-                sql += "{}"
-                args.append(amount)
-            sql += ", ended_at = {} WHERE id = {} AND status = {}"
-            args += [now, hold_id, HoldStatus.active.value]
-            if amount is not None:
-                sql += " AND amount >= {}"
-                args.append(amount)
-            if wallet_id is not None:
-                sql += " AND wallet = {}"
-                args.append(wallet_id)
-            rows = await Hold.raw(sql + " RETURNING *", *args)
-            row = rows[0] if rows else None
-        if row is None:
+        held = await _ended(hold_id, wallet_id, status, amount, key, now)
+        if held is None:
             return await _not_ended(
                 hold_id=hold_id, wallet_id=wallet_id, verb=verb, amount=amount, key=key
             )
-        held = Hold(_exists_in_db=True, **row)
-        key = key or f"{verb}:{held.reference}"
-        entries: list[Entry] = []
-        if status == HoldStatus.captured:
-            entries.append(
-                _entry(
-                    held.wallet,
-                    kind=EntryKind.capture,
-                    amount=0,
-                    held_change=-held.captured,
-                    key=key,
-                    reference=held.reference,
-                    hold=held.id,
-                )
-            )
         rest = held.amount - held.captured
-        if rest == 0:
-            await Entry.insert(*entries)
-            await _move(held.wallet, held=-held.amount)  # the wallet's lock, last
-            return held
-        rest_key = f"{key}:rest" if status == HoldStatus.captured else key
-        expired, back, given = await _give_back(held, rest, rest_key, now)
-        await _move(held.wallet, available=rest - expired, held=-held.amount)
-        await _lots_add(back)
-        await Entry.insert(*entries, *given)
+        if rest:
+            key = key or f"{verb}:{held.reference}"
+            rest_key = f"{key}:rest" if status == HoldStatus.captured else key
+            expired, back, given = await _give_back(held, rest, rest_key, now)
+            await _move(held.wallet, available=rest - expired, held=-rest)  # before the lots
+            await _lots_add(back)
+            await Entry.insert(*given)
         return held
+
+
+async def _ended(
+    hold_id: int,
+    wallet_id: int | None,
+    status: HoldStatus,
+    amount: int | None,
+    key: str | None,
+    now: datetime,
+) -> Hold | None:
+    """The hold's row ended if it is active (and in the wallet, and holds `amount`) and, for
+    a capture, its entry written and the captured credits taken from the wallet's held ones;
+    None, with nothing changed, otherwise. One statement on PostgreSQL, three on SQLite."""
+    if amount is not None and amount < 0:
+        return None
+    args: list[object] = [status.value]
+    if amount is None:
+        captured = "amount"
+    else:
+        captured = "{}"
+        args.append(amount)
+    where = "id = {} AND status = {}"
+    args += [now, hold_id, HoldStatus.active.value]
+    if amount is not None:
+        where += " AND amount >= {}"
+        args.append(amount)
+    if wallet_id is not None:
+        where += " AND wallet = {}"
+        args.append(wallet_id)
+    update = (
+        f"UPDATE credits_hold SET status = {{}}, captured = {captured}, ended_at = {{}} "  # noqa: S608
+        f"WHERE {where} RETURNING *"
+    )
+    capture = status == HoldStatus.captured
+    if capture and is_postgres():
+        rows = await Hold.raw(
+            f"WITH h AS ({update}), "  # noqa: S608
+            "e AS (INSERT INTO credits_entry (wallet, kind, amount, held_change, "
+            "idempotency_key, reference, hold, memo, created_at) "
+            "SELECT wallet, {}, 0, -captured, " + ("{}" if key else "{} || reference") + ", "
+            "reference, id, '', {} FROM h), "
+            "w AS (UPDATE credits_wallet SET held = credits_wallet.held - h.captured FROM h "
+            "WHERE credits_wallet.id = h.wallet) "
+            "SELECT * FROM h",
+            *args,
+            EntryKind.capture.value,
+            key or f"{_ENDED[status]}:",
+            now,
+        )
+        return Hold(_exists_in_db=True, **rows[0]) if rows else None
+    rows = await Hold.raw(update, *args)
+    if not rows:
+        return None
+    held = Hold(_exists_in_db=True, **rows[0])
+    if capture:
+        await Entry.insert(
+            _entry(
+                held.wallet,
+                kind=EntryKind.capture,
+                amount=0,
+                held_change=-held.captured,
+                key=key or f"capture:{held.reference}",
+                reference=held.reference,
+                hold=held.id,
+            )
+        )
+        await _move(held.wallet, held=-held.captured)  # the wallet's lock, last
+    return held
 
 
 async def _not_ended(
