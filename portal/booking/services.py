@@ -29,7 +29,7 @@ from portal.charter.services import Published, version_current
 from portal.credits import ledger
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, NotFound, ValidationFailed
-from portal.events.log import record
+from portal.events.log import record_many
 from portal.i18n import timezones
 from portal.validation import DIGITS, check_text
 
@@ -56,21 +56,41 @@ EVENTS = {
 }
 
 
-async def _recorded(booking: Booking, kind: str) -> None:
+# What a booking's event says of it.
+EVENT_COLUMNS = (
+    Booking.id,
+    Booking.client,
+    Booking.expert,
+    Booking.sequence,
+    Booking.starts_at,
+    Booking.ends_at,
+    Booking.status,
+    Booking.credits,
+)
+
+
+def _event(kind: str, booking: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """The booking's event, with the times and sequence it had then (the emails and
     invites are written from these, however the booking changes after)."""
-    await record(
+    return (
         kind,
-        f"booking:{booking.id}:{kind.removeprefix('booking.')}:{booking.sequence}",
-        booking=booking.id,
-        client=booking.client,
-        expert=booking.expert,
-        sequence=booking.sequence,
-        starts_at=booking.starts_at.isoformat(),
-        ends_at=booking.ends_at.isoformat(),
-        status=booking.status,
-        credits=booking.credits,
+        f"booking:{booking['id']}:{kind.removeprefix('booking.')}:{booking['sequence']}",
+        {
+            "booking": booking["id"],
+            "client": booking["client"],
+            "expert": booking["expert"],
+            "sequence": booking["sequence"],
+            "starts_at": booking["starts_at"].isoformat(),
+            "ends_at": booking["ends_at"].isoformat(),
+            "status": booking["status"],
+            "credits": booking["credits"],
+        },
     )
+
+
+async def _recorded(booking: Booking, kind: str) -> None:
+    values = {column._meta.name: getattr(booking, column._meta.name) for column in EVENT_COLUMNS}
+    await record_many([_event(kind, values)])
 
 
 def _now() -> datetime:
@@ -474,18 +494,20 @@ async def _settle(
         if expected is not None and amount != expected:
             raise CostChanged(amount)
         await ledger.finish(hold_id=booking.hold, amount=amount, reference=f"booking:{booking.id}")
-        now = _now()
-        await Booking.update(
-            {
-                Booking.status: status.value,
-                Booking.settled_at: now,
-                Booking.sequence: Booking.sequence + 1,
-                **{getattr(Booking, name): value for name, value in values.items()},
-            }
-        ).where(Booking.id == booking.id)
-        ended = await Booking.objects().get(Booking.id == booking.id)
-        await _recorded(ended, EVENTS[status])
-        return ended
+        [row] = (
+            await Booking.update(
+                {
+                    Booking.status: status.value,
+                    Booking.settled_at: _now(),
+                    Booking.sequence: Booking.sequence + 1,
+                    **{getattr(Booking, name): value for name, value in values.items()},
+                }
+            )
+            .where(Booking.id == booking.id)
+            .returning(*Booking.all_columns())
+        )
+        await record_many([_event(EVENTS[status], row)])
+        return Booking(_exists_in_db=True, **row)
 
 
 async def booking_cancel(
@@ -578,33 +600,71 @@ async def booking_move(
     return moved
 
 
-async def bookings_confirm_due(*, now: datetime | None = None, batch: int = 500) -> int:
+CONFIRM_BATCH = 50  # bookings confirmed in one transaction
+
+
+async def bookings_confirm_due(*, now: datetime | None = None, batch: int = CONFIRM_BATCH) -> int:
     """Capture the credits of every booking ended (plus a grace period) and not cancelled,
-    batch after batch until none is left; safe to run twice or from two workers at once
-    (a booking another worker settled meanwhile is skipped)."""
+    `batch` bookings to a transaction until none is left; safe to run twice or from two
+    workers at once: on PostgreSQL each takes the bookings no other holds (SKIP LOCKED), on
+    SQLite their transactions take turns and each reads what the other left."""
     now = now or _now()
     confirmed = 0
+    passed: list[int] = []  # bookings this run could not confirm: not asked again
     while True:
-        due = (
-            await Booking.select(Booking.id)
-            .where(
-                (Booking.status == BookingStatus.booked.value)
-                & (Booking.ends_at <= now - CONFIRM_GRACE)
-            )
-            .order_by(Booking.ends_at)
-            .limit(batch)
-        )
-        for row in due:
+        done, seen, left = await _confirm_batch(now, batch, passed)
+        confirmed += done
+        for booking_id in left:  # their holds could not be captured with the others
             try:
                 settled = await _settle(
-                    row["id"],
+                    booking_id,
                     BookingStatus.completed,
                     lambda locked: locked.credits,
                     skip_busy=True,
                 )
             except Conflict:  # ended meanwhile (cancelled, no-show) by someone else
-                continue
-            if settled is not None:
+                settled = None
+            if settled is None:
+                passed.append(booking_id)
+            else:
                 confirmed += 1
-        if len(due) < batch:
+        if seen < batch:
             return confirmed
+
+
+async def _confirm_batch(now: datetime, size: int, passed: list[int]) -> tuple[int, int, list[int]]:
+    """In one transaction: up to `size` due bookings locked, their holds captured together
+    and each booking completed, with its `booking.confirmed` event. Returns how many were
+    confirmed, how many were due, and the bookings left to confirm one by one (a hold that
+    no longer holds the booking's credits)."""
+    due = (Booking.status == BookingStatus.booked.value) & (Booking.ends_at <= now - CONFIRM_GRACE)
+    if passed:
+        due &= Booking.id.not_in(passed)
+    async with write_transaction():
+        query = (
+            Booking.select(Booking.id, Booking.hold, Booking.credits)
+            .where(due)
+            .order_by(Booking.ends_at)
+            .limit(size)
+        )
+        if is_postgres():
+            query = query.lock_rows(skip_locked=True)
+        rows = await query
+        amounts = {row["hold"]: row["credits"] for row in rows if row["hold"] is not None}
+        captured = {held.id for held in await ledger.capture_all(amounts=amounts)}
+        ids = [row["id"] for row in rows if row["hold"] in captured]
+        if ids:
+            ended = (
+                await Booking.update(
+                    {
+                        Booking.status: BookingStatus.completed.value,
+                        Booking.settled_at: _now(),
+                        Booking.sequence: Booking.sequence + 1,
+                    }
+                )
+                .where(Booking.id.is_in(ids))
+                .returning(*EVENT_COLUMNS)
+            )
+            kind = EVENTS[BookingStatus.completed]
+            await record_many([_event(kind, row) for row in ended])
+    return len(ids), len(rows), [row["id"] for row in rows if row["hold"] not in captured]

@@ -567,6 +567,52 @@ async def finish(*, hold_id: int, amount: int, reference: str) -> Hold:
     )
 
 
+async def capture_all(*, amounts: dict[int, int]) -> list[Hold]:
+    """Capture holds wholly, many at once (hold id -> the credits it should hold): the
+    workers' form of capture(), in the caller's transaction. Each hold still active and
+    holding exactly that amount is captured, with the key `capture:<its reference>`; the
+    others are left as they are (capture() one by one says why). Returns those captured."""
+    if not amounts:
+        return []
+    now = _now()
+    cases = " ".join("WHEN {} THEN CAST({} AS INTEGER)" for _ in amounts)
+    ids = ", ".join("{}" for _ in amounts)
+    async with write_transaction():
+        rows = await Hold.raw(
+            "UPDATE credits_hold SET status = {}, captured = amount, ended_at = {} "  # noqa: S608
+            f"WHERE status = {{}} AND id IN ({ids}) AND amount = CASE id {cases} END "
+            "RETURNING *",
+            HoldStatus.captured.value,
+            now,
+            HoldStatus.active.value,
+            *amounts,
+            *(value for pair in amounts.items() for value in pair),
+        )
+        captured = [Hold(_exists_in_db=True, **row) for row in rows]
+        if not captured:
+            return []
+        await Entry.insert(
+            *(
+                _entry(
+                    held.wallet,
+                    kind=EntryKind.capture,
+                    amount=0,
+                    held_change=-held.amount,
+                    key=f"capture:{held.reference}",
+                    reference=held.reference,
+                    hold=held.id,
+                )
+                for held in captured
+            )
+        )
+        spent: dict[int, int] = {}
+        for held in captured:
+            spent[held.wallet] = spent.get(held.wallet, 0) + held.amount
+        for wallet_id in sorted(spent):  # wallets locked in one order by every batch
+            await _move(wallet_id, held=-spent[wallet_id])
+        return captured
+
+
 async def debit(*, wallet_id: int, credits: int, reference: str, key: str, memo: str = "") -> Entry:
     """Take credits without a hold (a negative adjustment), oldest-expiring lots first."""
     _positive(credits, "credits")
