@@ -236,78 +236,102 @@ async def hold(*, wallet_id: int, amount: int, reference: str, key: str | None =
     """Reserve credits for an exchange; raises InsufficientCredits (with what is missing)."""
     _positive(amount)
     key = key or f"hold:{reference}"
-    now = _now()
+    held = Hold(wallet=wallet_id, reference=reference, amount=amount, created_at=_now())
     async with write_transaction():
         # The caches move first: on PostgreSQL that takes the wallet's lock, and what follows
         # reads the wallet as it is once locked. Undone below if the hold is not made.
         moved = await _move(wallet_id, available=-amount, held=amount)
-        if not moved:  # no such wallet, not enough credits, or asked again
-            await _locked_row(wallet_id)
-        done, done_hold, lots = await _lots_and_done(wallet_id, key, now)
-        usable = sum(remaining for _, remaining in lots)
-        if done or not moved or usable < amount:
-            if moved:
-                await _move(wallet_id, available=amount, held=-amount)
-            if done:
-                return await Hold.objects().get(Hold.id == done_hold)
-            # Not moved: less available than asked, and the lots hold no more than that.
-            raise InsufficientCredits(missing=max(amount - usable, 1))
-        taken: list[tuple[int, int]] = []
-        left = amount
-        for lot_id, remaining in lots:
-            if left == 0:
-                break
-            part = min(left, remaining)
-            taken.append((lot_id, part))
-            left -= part
-        held = Hold(wallet=wallet_id, reference=reference, amount=amount, created_at=now)
-        await _hold_written(held, taken, key)
-        return held
+        if moved and is_postgres():
+            made, done, done_hold, usable = await _hold_made(held, key)
+        else:
+            if not moved:  # no such wallet, not enough credits, or asked again
+                await _locked_row(wallet_id)
+            done, done_hold, lots = await _lots_and_done(wallet_id, key, held.created_at)
+            usable = sum(remaining for _, remaining in lots)
+            made = moved and not done and usable >= amount
+            if made:
+                await _hold_written(held, _first_expiring(lots, amount), key)
+        if made:
+            return held
+        if moved:
+            await _move(wallet_id, available=amount, held=-amount)
+        if done:
+            return await Hold.objects().get(Hold.id == done_hold)
+        # Not moved: less available than asked, and the lots hold no more than that.
+        raise InsufficientCredits(missing=max(amount - usable, 1))
+
+
+def _first_expiring(lots: list[tuple[int, int]], amount: int) -> list[tuple[int, int]]:
+    """(lot id, credits) taken from the usable `lots`, in their order, to make `amount`."""
+    taken: list[tuple[int, int]] = []
+    left = amount
+    for lot_id, remaining in lots:
+        if left == 0:
+            break
+        part = min(left, remaining)
+        taken.append((lot_id, part))
+        left -= part
+    return taken
 
 
 async def _hold_written(held: Hold, taken: list[tuple[int, int]], key: str) -> None:
-    """The credits `taken` from their lots, and the hold with its parts and its entry
-    written (`held` gets its id): one statement on PostgreSQL, four on SQLite."""
-    if not is_postgres():
-        await _lots_add([(lot_id, -part) for lot_id, part in taken])
-        await Hold.insert(held)
-        await HoldPart.insert(
-            *(HoldPart(hold=held.id, lot=lot_id, amount=part) for lot_id, part in taken)
+    """SQLite: the credits `taken` from their lots, and the hold with its parts and its
+    entry written (`held` gets its id)."""
+    await _lots_add([(lot_id, -part) for lot_id, part in taken])
+    await Hold.insert(held)
+    await HoldPart.insert(
+        *(HoldPart(hold=held.id, lot=lot_id, amount=part) for lot_id, part in taken)
+    )
+    await Entry.insert(
+        _entry(
+            held.wallet,
+            kind=EntryKind.hold,
+            amount=-held.amount,
+            held_change=held.amount,
+            key=key,
+            reference=held.reference,
+            hold=held.id,
         )
-        await Entry.insert(
-            _entry(
-                held.wallet,
-                kind=EntryKind.hold,
-                amount=-held.amount,
-                held_change=held.amount,
-                key=key,
-                reference=held.reference,
-                hold=held.id,
-            )
-        )
-        return
-    cases = " ".join("WHEN {} THEN CAST({} AS INTEGER)" for _ in taken)
-    lots = ", ".join("{}" for _ in taken)
-    parts = ", ".join("(CAST({} AS INTEGER), CAST({} AS INTEGER))" for _ in taken)
-    pairs = [value for pair in taken for value in pair]
-    rows = await Hold.raw(
-        f"WITH l AS (UPDATE credits_lot SET remaining = remaining - CASE id {cases} END "  # noqa: S608
-        f"WHERE id IN ({lots})), "
+    )
+
+
+async def _hold_made(held: Hold, key: str) -> tuple[bool, bool, int | None, int]:
+    """PostgreSQL, the wallet locked: in one statement, the key checked, the usable lots
+    read, and when they are enough and the key is new, the credits taken from the lots
+    expiring first, the hold written with its parts and its entry (`held` gets its id).
+    Returns whether it was made, whether the key was used already (and that entry's hold),
+    and the credits usable."""
+    [row] = await Hold.raw(
+        "WITH done AS (SELECT hold FROM credits_entry WHERE idempotency_key = {}), "
+        "usable AS (SELECT id, remaining, "
+        "SUM(remaining) OVER (ORDER BY expires_at, id) AS upto FROM credits_lot "
+        "WHERE wallet = {} AND remaining > 0 AND expires_at > {}), "
+        "go AS (SELECT 1 FROM (SELECT COALESCE(SUM(remaining), 0) AS total FROM usable) AS u "
+        "WHERE u.total >= {} AND NOT EXISTS (SELECT 1 FROM done)), "
+        "taken AS (SELECT id, LEAST(remaining, {} - (upto - remaining)) AS part FROM usable "
+        "WHERE upto - remaining < {} AND EXISTS (SELECT 1 FROM go)), "
         "h AS (INSERT INTO credits_hold (wallet, reference, amount, captured, status, "
-        "created_at) VALUES ({}, {}, {}, 0, {}, {}) RETURNING id), "
+        "created_at) SELECT {}, {}, {}, 0, {}, {} FROM go RETURNING id), "
+        "l AS (UPDATE credits_lot SET remaining = credits_lot.remaining - taken.part "
+        "FROM taken WHERE credits_lot.id = taken.id), "
         "p AS (INSERT INTO credits_hold_part (hold, lot, amount) "
-        f"SELECT h.id, v.lot, v.amount FROM h, (VALUES {parts}) AS v (lot, amount)), "
+        "SELECT h.id, taken.id, taken.part FROM h, taken), "
         "e AS (INSERT INTO credits_entry (wallet, kind, amount, held_change, idempotency_key, "
         "reference, hold, memo, created_at) SELECT {}, {}, {}, {}, {}, {}, h.id, '', {} FROM h) "
-        "SELECT id FROM h",
-        *pairs,
-        *(lot_id for lot_id, _ in taken),
+        "SELECT (SELECT id FROM h) AS made, EXISTS (SELECT 1 FROM done) AS done, "
+        "(SELECT hold FROM done) AS done_hold, "
+        "(SELECT COALESCE(SUM(remaining), 0) FROM usable) AS usable",
+        key,
+        held.wallet,
+        held.created_at,
+        held.amount,
+        held.amount,
+        held.amount,
         held.wallet,
         held.reference,
         held.amount,
         held.status,
         held.created_at,
-        *pairs,
         held.wallet,
         EntryKind.hold.value,
         -held.amount,
@@ -316,8 +340,10 @@ async def _hold_written(held: Hold, taken: list[tuple[int, int]], key: str) -> N
         held.reference,
         held.created_at,
     )
-    held.id = rows[0]["id"]
-    held._exists_in_db = True
+    if row["made"] is not None:
+        held.id = row["made"]
+        held._exists_in_db = True
+    return row["made"] is not None, row["done"], row["done_hold"], int(row["usable"])
 
 
 async def _locked_row(wallet_id: int) -> None:
