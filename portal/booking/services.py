@@ -149,25 +149,24 @@ async def _occupied(
     exclude: int = 0,
 ) -> tuple[list[slots.Span], list[slots.Span], list[slots.Span]]:
     """Working time, busy times of external calendars and active bookings of the expert
-    (but booking `exclude`) between two of their local dates.
+    (but booking `exclude`) between two of their local dates."""
+    open_spans, busy = await _unbookable(expert, availability, first, last)
+    bookings, _ = await _booked(expert, availability, first, last, buffer, exclude=exclude)
+    return open_spans, busy, bookings
 
-    A booking keeps the buffer it was made with (`blocked_until`, which PostgreSQL's
-    constraint checks); the slot computation adds today's buffer after each booking, so
-    bookings are given as ending at `blocked_until` less today's buffer. A new slot must
-    then end today's buffer before a booking, and start after its own buffer: exactly what
-    the constraint refuses otherwise."""
-    tz = availability.timezone
+
+def _bounds(availability: Availability, first: date, last: date) -> tuple[datetime, datetime]:
+    zone = ZoneInfo(availability.timezone)
+    return slots.local_to_utc(first, 0, zone), slots.local_to_utc(last + timedelta(days=1), 0, zone)
+
+
+async def _unbookable(
+    expert: Expert, availability: Availability, first: date, last: date
+) -> tuple[list[slots.Span], list[slots.Span]]:
+    """The expert's working time and the busy times of their other calendars between two of
+    their local dates: what changes with their settings and calendars, not with bookings."""
     open_spans = await working_time(expert, availability, first, last)
-    start = slots.local_to_utc(first, 0, ZoneInfo(tz))
-    end = slots.local_to_utc(last + timedelta(days=1), 0, ZoneInfo(tz))
-    rows = await Booking.select(Booking.starts_at, Booking.blocked_until).where(
-        (Booking.expert == expert.id)
-        & (Booking.status == BookingStatus.booked.value)
-        & (Booking.starts_at < end)
-        & (Booking.blocked_until > start - timedelta(days=1))
-        & (Booking.id != exclude)
-    )
-    bookings = [(row["starts_at"], row["blocked_until"] - buffer) for row in rows]
+    start, end = _bounds(availability, first, last)
     busy: list[slots.Span] = []
     for calendar in await ExternalCalendar.select(ExternalCalendar.busy).where(
         ExternalCalendar.expert == expert.id
@@ -176,7 +175,42 @@ async def _occupied(
             span = (datetime.fromisoformat(span_start), datetime.fromisoformat(span_end))
             if span[0] < end and span[1] > start:
                 busy.append(span)
-    return open_spans, busy, bookings
+    return open_spans, busy
+
+
+async def _booked(
+    expert: Expert,
+    availability: Availability,
+    first: date,
+    last: date,
+    buffer: timedelta,
+    *,
+    exclude: int = 0,
+    key: str | None = None,
+) -> tuple[list[slots.Span], int | None]:
+    """The expert's active bookings (but booking `exclude`) between two of their local
+    dates and, in the same statement, the booking made with `key` if any (its id).
+
+    A booking keeps the buffer it was made with (`blocked_until`, which PostgreSQL's
+    constraint checks); the slot computation adds today's buffer after each booking, so
+    bookings are given as ending at `blocked_until` less today's buffer. A new slot must
+    then end today's buffer before a booking, and start after its own buffer: exactly what
+    the constraint refuses otherwise."""
+    start, end = _bounds(availability, first, last)
+    around = (
+        (Booking.expert == expert.id)
+        & (Booking.status == BookingStatus.booked.value)
+        & (Booking.starts_at < end)
+        & (Booking.blocked_until > start - timedelta(days=1))
+        & (Booking.id != exclude)
+    )
+    columns = [Booking.starts_at, Booking.blocked_until]
+    if key is not None:
+        around |= Booking.key == key
+        columns += [Booking.id, Booking.key]
+    rows = await Booking.select(*columns).where(around)
+    made = next((row["id"] for row in rows if key is not None and row["key"] == key), None)
+    return [(row["starts_at"], row["blocked_until"] - buffer) for row in rows], made
 
 
 async def free_slots(
@@ -261,15 +295,29 @@ async def _slot_is_free(
     exclude: int = 0,
 ) -> bool:
     """Inside the booking transaction: the slot as `free_slots` would list it now."""
-    day = start.astimezone(ZoneInfo(availability.timezone)).date()
+    first, last = _days_around(availability, start)
     open_spans, busy, bookings = await _occupied(
-        expert,
-        availability,
-        day - timedelta(days=1),
-        day + timedelta(days=1),
-        timedelta(minutes=rules.buffer_minutes),
-        exclude,
+        expert, availability, first, last, timedelta(minutes=rules.buffer_minutes), exclude
     )
+    return _is_free(availability, rules, start, duration, now, open_spans, busy, bookings)
+
+
+def _days_around(availability: Availability, start: datetime) -> tuple[date, date]:
+    """The expert's local dates a slot check reads: the slot's, and one each side."""
+    day = start.astimezone(ZoneInfo(availability.timezone)).date()
+    return day - timedelta(days=1), day + timedelta(days=1)
+
+
+def _is_free(
+    availability: Availability,
+    rules: Rules,
+    start: datetime,
+    duration: int,
+    now: datetime,
+    open_spans: list[slots.Span],
+    busy: list[slots.Span],
+    bookings: list[slots.Span],
+) -> bool:
     free = slots.free_slots(
         open=open_spans,
         busy=busy,
@@ -352,12 +400,20 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
         raise ValidationFailed(errors)
     wallet = await ledger.wallet_for(client_id=client.id, expert_id=expert.id)
     ends = start + timedelta(minutes=asked.duration)
+    # Read before the transaction, so that bookings of the expert wait for no more than
+    # they must: working time and other calendars do not change with bookings.
+    first, last = _days_around(availability, start)
+    open_spans, busy = await _unbookable(expert, availability, first, last)
+    buffer = timedelta(minutes=rules.buffer_minutes)
     try:
         async with write_transaction():
             await lock_expert(expert)
-            if (done := await _same_request(key, expert, asked)) is not None:
+            bookings, made = await _booked(expert, availability, first, last, buffer, key=key)
+            if made is not None and (done := await _same_request(key, expert, asked)) is not None:
                 return done
-            if not await _slot_is_free(expert, availability, rules, start, asked.duration, now):
+            if not _is_free(
+                availability, rules, start, asked.duration, now, open_spans, busy, bookings
+            ):
                 raise SlotTaken()
             booking = Booking(
                 expert=expert.id,
