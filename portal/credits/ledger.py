@@ -10,7 +10,8 @@ Rules, checked by `wallet_check()` after every test scenario:
 - A hold ends exactly once: captured (partially or wholly; the rest is released), released,
   or expired. A capture never exceeds its hold.
 - All changes to one wallet are serialized: a row lock on PostgreSQL, BEGIN IMMEDIATE on
-  SQLite (see portal.db.write_transaction).
+  SQLite (see portal.db.write_transaction). Locks come in one order: a hold's row (when
+  ending it), then its wallet's, then lots'.
 
 The ledger knows nothing of bookings, questions or purchases: callers pass references
 ("booking:12") and keys ("capture:booking:12").
@@ -211,6 +212,12 @@ async def _move(wallet_id: int, *, available: int = 0, held: int = 0) -> bool:
     return bool(moved)
 
 
+async def _moved(wallet_id: int, *, available: int = 0, held: int = 0) -> None:
+    """Move the wallet's caches, which the entries written say can be moved."""
+    if not await _move(wallet_id, available=available, held=held):
+        raise RuntimeError(f"wallet {wallet_id}: its balances would go below zero")
+
+
 async def _lots_add(changes: list[tuple[int, int]]) -> None:
     """Add each (lot id, credits) to the lot's `remaining`, in one statement."""
     if not changes:
@@ -254,7 +261,7 @@ async def hold(*, wallet_id: int, amount: int, reference: str, key: str | None =
         if made:
             return held
         if moved:
-            await _move(wallet_id, available=amount, held=-amount)
+            await _moved(wallet_id, available=amount, held=-amount)
         if done:
             return await Hold.objects().get(Hold.id == done_hold)
         # Not moved: less available than asked, and the lots hold no more than that.
@@ -461,7 +468,7 @@ async def _end(
             key = key or f"{verb}:{held.reference}"
             rest_key = f"{key}:rest" if status == HoldStatus.captured else key
             expired, back, given = await _give_back(held, rest, rest_key, now)
-            await _move(held.wallet, available=rest - expired, held=-rest)  # before the lots
+            await _moved(held.wallet, available=rest - expired, held=-rest)  # before lots
             await _lots_add(back)
             await Entry.insert(*given)
         return held
@@ -531,7 +538,7 @@ async def _ended(
                 hold=held.id,
             )
         )
-        await _move(held.wallet, held=-held.captured)  # the wallet's lock, last
+        await _moved(held.wallet, held=-held.captured)  # the wallet's lock, last
     return held
 
 
@@ -635,7 +642,7 @@ async def capture_all(*, amounts: dict[int, int]) -> list[Hold]:
         for held in captured:
             spent[held.wallet] = spent.get(held.wallet, 0) + held.amount
         for wallet_id in sorted(spent):  # wallets locked in one order by every batch
-            await _move(wallet_id, held=-spent[wallet_id])
+            await _moved(wallet_id, held=-spent[wallet_id])
         return captured
 
 
