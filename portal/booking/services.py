@@ -36,7 +36,7 @@ from portal.credits import ledger
 from portal.credits.tables import EntryKind, Hold
 from portal.db import is_postgres, is_unique_violation, write_transaction
 from portal.errors import N_, Conflict, NotFound, ValidationFailed
-from portal.events.log import record
+from portal.events.log import record, record_many
 from portal.i18n import timezones
 from portal.validation import DIGITS, check_text
 
@@ -63,23 +63,45 @@ EVENTS = {
 }
 
 
-async def _recorded(booking: Booking, kind: str) -> None:
+# What a booking's event says of it.
+EVENT_COLUMNS = (
+    Booking.id,
+    Booking.client,
+    Booking.expert,
+    Booking.sequence,
+    Booking.starts_at,
+    Booking.ends_at,
+    Booking.status,
+    Booking.credits,
+    Booking.cancelled_by,
+    Booking.no_show_reported_by,
+)
+
+
+def _event(kind: str, booking: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """The booking's event, with the times and sequence it had then (the emails and
     invites are written from these, however the booking changes after)."""
-    await record(
+    return (
         kind,
-        f"booking:{booking.id}:{kind.removeprefix('booking.')}:{booking.sequence}",
-        booking=booking.id,
-        client=booking.client,
-        expert=booking.expert,
-        sequence=booking.sequence,
-        starts_at=booking.starts_at.isoformat(),
-        ends_at=booking.ends_at.isoformat(),
-        status=booking.status,
-        credits=booking.credits,
-        cancelled_by=booking.cancelled_by,
-        reported_by=booking.no_show_reported_by,
+        f"booking:{booking['id']}:{kind.removeprefix('booking.')}:{booking['sequence']}",
+        {
+            "booking": booking["id"],
+            "client": booking["client"],
+            "expert": booking["expert"],
+            "sequence": booking["sequence"],
+            "starts_at": booking["starts_at"].isoformat(),
+            "ends_at": booking["ends_at"].isoformat(),
+            "status": booking["status"],
+            "credits": booking["credits"],
+            "cancelled_by": booking["cancelled_by"],
+            "reported_by": booking["no_show_reported_by"],
+        },
     )
+
+
+async def _recorded(booking: Booking, kind: str) -> None:
+    values = {column._meta.name: getattr(booking, column._meta.name) for column in EVENT_COLUMNS}
+    await record_many([_event(kind, values)])
 
 
 def _now() -> datetime:
@@ -138,25 +160,24 @@ async def _occupied(
     exclude: int = 0,
 ) -> tuple[list[slots.Span], list[slots.Span], list[slots.Span]]:
     """Working time, busy times of external calendars and active bookings of the expert
-    (but booking `exclude`) between two of their local dates.
+    (but booking `exclude`) between two of their local dates."""
+    open_spans, busy = await _unbookable(expert, availability, first, last)
+    bookings, _ = await _booked(expert, availability, first, last, buffer, exclude=exclude)
+    return open_spans, busy, bookings
 
-    A booking keeps the buffer it was made with (`blocked_until`, which PostgreSQL's
-    constraint checks); the slot computation adds today's buffer after each booking, so
-    bookings are given as ending at `blocked_until` less today's buffer. A new slot must
-    then end today's buffer before a booking, and start after its own buffer: exactly what
-    the constraint refuses otherwise."""
-    tz = availability.timezone
+
+def _bounds(availability: Availability, first: date, last: date) -> tuple[datetime, datetime]:
+    zone = ZoneInfo(availability.timezone)
+    return slots.local_to_utc(first, 0, zone), slots.local_to_utc(last + timedelta(days=1), 0, zone)
+
+
+async def _unbookable(
+    expert: Expert, availability: Availability, first: date, last: date
+) -> tuple[list[slots.Span], list[slots.Span]]:
+    """The expert's working time and the busy times of their other calendars between two of
+    their local dates: what changes with their settings and calendars, not with bookings."""
     open_spans = await working_time(expert, availability, first, last)
-    start = slots.local_to_utc(first, 0, ZoneInfo(tz))
-    end = slots.local_to_utc(last + timedelta(days=1), 0, ZoneInfo(tz))
-    rows = await Booking.select(Booking.starts_at, Booking.blocked_until).where(
-        (Booking.expert == expert.id)
-        & (Booking.status == BookingStatus.booked.value)
-        & (Booking.starts_at < end)
-        & (Booking.blocked_until > start - timedelta(days=1))
-        & (Booking.id != exclude)
-    )
-    bookings = [(row["starts_at"], row["blocked_until"] - buffer) for row in rows]
+    start, end = _bounds(availability, first, last)
     busy: list[slots.Span] = []
     for calendar in await ExternalCalendar.select(ExternalCalendar.busy).where(
         ExternalCalendar.expert == expert.id
@@ -165,7 +186,42 @@ async def _occupied(
             span = (datetime.fromisoformat(span_start), datetime.fromisoformat(span_end))
             if span[0] < end and span[1] > start:
                 busy.append(span)
-    return open_spans, busy, bookings
+    return open_spans, busy
+
+
+async def _booked(
+    expert: Expert,
+    availability: Availability,
+    first: date,
+    last: date,
+    buffer: timedelta,
+    *,
+    exclude: int = 0,
+    key: str | None = None,
+) -> tuple[list[slots.Span], int | None]:
+    """The expert's active bookings (but booking `exclude`) between two of their local
+    dates and, in the same statement, the booking made with `key` if any (its id).
+
+    A booking keeps the buffer it was made with (`blocked_until`, which PostgreSQL's
+    constraint checks); the slot computation adds today's buffer after each booking, so
+    bookings are given as ending at `blocked_until` less today's buffer. A new slot must
+    then end today's buffer before a booking, and start after its own buffer: exactly what
+    the constraint refuses otherwise."""
+    start, end = _bounds(availability, first, last)
+    around: Any = (
+        (Booking.expert == expert.id)
+        & (Booking.status == BookingStatus.booked.value)
+        & (Booking.starts_at < end)
+        & (Booking.blocked_until > start - timedelta(days=1))
+        & (Booking.id != exclude)
+    )
+    columns: list[Any] = [Booking.starts_at, Booking.blocked_until]
+    if key is not None:
+        around |= Booking.key == key
+        columns += [Booking.id, Booking.key]
+    rows = await Booking.select(*columns).where(around)
+    made = next((row["id"] for row in rows if key is not None and row["key"] == key), None)
+    return [(row["starts_at"], row["blocked_until"] - buffer) for row in rows], made
 
 
 async def free_slots(
@@ -250,15 +306,29 @@ async def _slot_is_free(
     exclude: int = 0,
 ) -> bool:
     """Inside the booking transaction: the slot as `free_slots` would list it now."""
-    day = start.astimezone(ZoneInfo(availability.timezone)).date()
+    first, last = _days_around(availability, start)
     open_spans, busy, bookings = await _occupied(
-        expert,
-        availability,
-        day - timedelta(days=1),
-        day + timedelta(days=1),
-        timedelta(minutes=rules.buffer_minutes),
-        exclude,
+        expert, availability, first, last, timedelta(minutes=rules.buffer_minutes), exclude
     )
+    return _is_free(availability, rules, start, duration, now, open_spans, busy, bookings)
+
+
+def _days_around(availability: Availability, start: datetime) -> tuple[date, date]:
+    """The expert's local dates a slot check reads: the slot's, and one each side."""
+    day = start.astimezone(ZoneInfo(availability.timezone)).date()
+    return day - timedelta(days=1), day + timedelta(days=1)
+
+
+def _is_free(
+    availability: Availability,
+    rules: Rules,
+    start: datetime,
+    duration: int,
+    now: datetime,
+    open_spans: list[slots.Span],
+    busy: list[slots.Span],
+    bookings: list[slots.Span],
+) -> bool:
     free = slots.free_slots(
         open=open_spans,
         busy=busy,
@@ -344,12 +414,20 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
         raise ValidationFailed(errors)
     wallet = await ledger.wallet_for(client_id=client.id, expert_id=expert.id)
     ends = start + timedelta(minutes=asked.duration)
+    # Read before the transaction, so that bookings of the expert wait for no more than
+    # they must: working time and other calendars do not change with bookings.
+    first, last = _days_around(availability, start)
+    open_spans, busy = await _unbookable(expert, availability, first, last)
+    buffer = timedelta(minutes=rules.buffer_minutes)
     try:
         async with write_transaction():
             await lock_expert(expert)
-            if (done := await _same_request(key, expert, asked)) is not None:
+            bookings, made = await _booked(expert, availability, first, last, buffer, key=key)
+            if made is not None and (done := await _same_request(key, expert, asked)) is not None:
                 return done
-            if not await _slot_is_free(expert, availability, rules, start, asked.duration, now):
+            if not _is_free(
+                availability, rules, start, asked.duration, now, open_spans, busy, bookings
+            ):
                 raise SlotTaken()
             booking = Booking(
                 expert=expert.id,
@@ -486,19 +564,20 @@ async def _settle(
         if expected is not None and amount != expected:
             raise CostChanged(amount)
         await ledger.finish(hold_id=booking.hold, amount=amount, reference=f"booking:{booking.id}")
-        now = _now()
-        await Booking.update(
-            {
-                Booking.status: status.value,
-                Booking.settled_at: now,
-                Booking.sequence: Booking.sequence + 1,
-                **{getattr(Booking, name): value for name, value in values.items()},
-            }
-        ).where(Booking.id == booking.id)
-        ended = await Booking.objects().get(Booking.id == booking.id)
-        assert ended is not None  # locked and changed above, in this transaction
-        await _recorded(ended, EVENTS[status])
-        return ended
+        [row] = (
+            await Booking.update(
+                {
+                    Booking.status: status.value,
+                    Booking.settled_at: _now(),
+                    Booking.sequence: Booking.sequence + 1,
+                    **{getattr(Booking, name): value for name, value in values.items()},
+                }
+            )
+            .where(Booking.id == booking.id)
+            .returning(*Booking.all_columns())
+        )
+        await record_many([_event(EVENTS[status], row)])
+        return Booking(_exists_in_db=True, **row)
 
 
 REASON_MAX = 500
@@ -710,33 +789,71 @@ async def booking_move(
     return moved
 
 
-async def bookings_confirm_due(*, now: datetime | None = None, batch: int = 500) -> int:
+CONFIRM_BATCH = 50  # bookings confirmed in one transaction
+
+
+async def bookings_confirm_due(*, now: datetime | None = None, batch: int = CONFIRM_BATCH) -> int:
     """Capture the credits of every booking ended (plus a grace period) and not cancelled,
-    batch after batch until none is left; safe to run twice or from two workers at once
-    (a booking another worker settled meanwhile is skipped)."""
+    `batch` bookings to a transaction until none is left; safe to run twice or from two
+    workers at once: on PostgreSQL each takes the bookings no other holds (SKIP LOCKED), on
+    SQLite their transactions take turns and each reads what the other left."""
     now = now or _now()
     confirmed = 0
+    passed: list[int] = []  # bookings this run could not confirm: not asked again
     while True:
-        due = (
-            await Booking.select(Booking.id)
-            .where(
-                (Booking.status == BookingStatus.booked.value)
-                & (Booking.ends_at <= now - CONFIRM_GRACE)
-            )
-            .order_by(Booking.ends_at)
-            .limit(batch)
-        )
-        for row in due:
+        done, seen, left = await _confirm_batch(now, batch, passed)
+        confirmed += done
+        for booking_id in left:  # their holds could not be captured with the others
             try:
                 settled = await _settle(
-                    row["id"],
+                    booking_id,
                     BookingStatus.completed,
                     lambda locked: locked.credits,
                     skip_busy=True,
                 )
             except Conflict:  # ended meanwhile (cancelled, no-show) by someone else
-                continue
-            if settled is not None:
+                settled = None
+            if settled is None:
+                passed.append(booking_id)
+            else:
                 confirmed += 1
-        if len(due) < batch:
+        if seen < batch:
             return confirmed
+
+
+async def _confirm_batch(now: datetime, size: int, passed: list[int]) -> tuple[int, int, list[int]]:
+    """In one transaction: up to `size` due bookings locked, their holds captured together
+    and each booking completed, with its `booking.confirmed` event. Returns how many were
+    confirmed, how many were due, and the bookings left to confirm one by one (a hold that
+    no longer holds the booking's credits)."""
+    due = (Booking.status == BookingStatus.booked.value) & (Booking.ends_at <= now - CONFIRM_GRACE)
+    if passed:
+        due &= Booking.id.not_in(passed)
+    async with write_transaction():
+        query = (
+            Booking.select(Booking.id, Booking.hold, Booking.credits)
+            .where(due)
+            .order_by(Booking.ends_at)
+            .limit(size)
+        )
+        if is_postgres():
+            query = query.lock_rows(skip_locked=True)
+        rows = await query
+        amounts = {row["hold"]: row["credits"] for row in rows if row["hold"] is not None}
+        captured = {held.id for held in await ledger.capture_all(amounts=amounts)}
+        ids = [row["id"] for row in rows if row["hold"] in captured]
+        if ids:
+            ended = (
+                await Booking.update(
+                    {
+                        Booking.status: BookingStatus.completed.value,
+                        Booking.settled_at: _now(),
+                        Booking.sequence: Booking.sequence + 1,
+                    }
+                )
+                .where(Booking.id.is_in(ids))
+                .returning(*EVENT_COLUMNS)
+            )
+            kind = EVENTS[BookingStatus.completed]
+            await record_many([_event(kind, row) for row in ended])
+    return len(ids), len(rows), [row["id"] for row in rows if row["hold"] not in captured]

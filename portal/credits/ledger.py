@@ -10,7 +10,8 @@ Rules, checked by `wallet_check()` after every test scenario:
 - A hold ends exactly once: captured (partially or wholly; the rest is released), released,
   or expired. A capture never exceeds its hold.
 - All changes to one wallet are serialized: a row lock on PostgreSQL, BEGIN IMMEDIATE on
-  SQLite (see portal.db.write_transaction).
+  SQLite (see portal.db.write_transaction). Locks come in one order: a hold's row (when
+  ending it), then its wallet's, then lots'.
 
 The ledger knows nothing of bookings, questions or purchases: callers pass references
 ("booking:12") and keys ("capture:booking:12").
@@ -185,28 +186,208 @@ async def grant(
         )
 
 
+async def _lots_and_done(
+    wallet_id: int, key: str, now: datetime
+) -> tuple[bool, int | None, list[tuple[int, int]]]:
+    """In one statement: whether an entry was already written under `key` (and its hold),
+    and the wallet's usable lots (id, remaining), the ones expiring first first."""
+    rows = await Lot.raw(
+        "SELECT e.id AS done, e.hold AS done_hold, l.id, l.remaining "
+        "FROM (SELECT 1 AS one) AS one "
+        "LEFT JOIN credits_entry AS e ON e.idempotency_key = {} "
+        "LEFT JOIN credits_lot AS l ON l.wallet = {} AND l.remaining > 0 AND l.expires_at > {} "
+        "ORDER BY l.expires_at, l.id",
+        key,
+        wallet_id,
+        now,
+    )
+    lots = [(row["id"], row["remaining"]) for row in rows if row["id"] is not None]
+    return rows[0]["done"] is not None, rows[0]["done_hold"], lots
+
+
+async def _move(wallet_id: int, *, available: int = 0, held: int = 0) -> bool:
+    """Move the wallet's caches (on PostgreSQL this takes its row lock); False, with nothing
+    changed, when the wallet does not exist or a balance would go below zero."""
+    moved = await Wallet.raw(
+        "UPDATE credits_wallet SET available = available + {}, held = held + {} "
+        "WHERE id = {} AND available + {} >= 0 AND held + {} >= 0 RETURNING id",
+        available,
+        held,
+        wallet_id,
+        available,
+        held,
+    )
+    return bool(moved)
+
+
+async def _moved(wallet_id: int, *, available: int = 0, held: int = 0) -> None:
+    """Move the wallet's caches, which the entries written say can be moved."""
+    if not await _move(wallet_id, available=available, held=held):
+        raise RuntimeError(f"wallet {wallet_id}: its balances would go below zero")
+
+
+async def _lots_add(changes: list[tuple[int, int]]) -> None:
+    """Add each (lot id, credits) to the lot's `remaining`, in one statement."""
+    if not changes:
+        return
+    if len(changes) == 1:
+        [(lot_id, credits)] = changes
+        await Lot.raw(
+            "UPDATE credits_lot SET remaining = remaining + {} WHERE id = {}", credits, lot_id
+        )
+        return
+    cases = " ".join("WHEN {} THEN CAST({} AS INTEGER)" for _ in changes)
+    ids = ", ".join("{}" for _ in changes)
+    args = [value for change in changes for value in change]
+    await Lot.raw(
+        f"UPDATE credits_lot SET remaining = remaining + CASE id {cases} END "  # noqa: S608
+        f"WHERE id IN ({ids})",
+        *args,
+        *(lot_id for lot_id, _ in changes),
+    )
+
+
 async def hold(*, wallet_id: int, amount: int, reference: str, key: str | None = None) -> Hold:
     """Reserve credits for an exchange; raises InsufficientCredits (with what is missing)."""
     _positive(amount)
     key = key or f"hold:{reference}"
-    async with _locked(wallet_id) as wallet:
-        if (done := await _done(key)) is not None:
-            return await _hold(done.hold)
-        taken = await _take(wallet, amount, _now())
-        held = Hold(wallet=wallet.id, reference=reference, amount=amount)
-        await held.save()
-        for lot, part in taken:
-            await HoldPart(hold=held.id, lot=lot.id, amount=part).save()
-        await _write(
-            wallet,
+    held = Hold(wallet=wallet_id, reference=reference, amount=amount, created_at=_now())
+    async with write_transaction():
+        # The caches move first: on PostgreSQL that takes the wallet's lock, and what follows
+        # reads the wallet as it is once locked. Undone below if the hold is not made.
+        moved = await _move(wallet_id, available=-amount, held=amount)
+        if moved and is_postgres():
+            made, done, done_hold, usable = await _hold_made(held, key)
+        else:
+            if not moved:  # no such wallet, not enough credits, or asked again
+                await _locked_row(wallet_id)
+            done, done_hold, lots = await _lots_and_done(wallet_id, key, held.created_at)
+            usable = sum(remaining for _, remaining in lots)
+            made = moved and not done and usable >= amount
+            if made:
+                await _hold_written(held, _first_expiring(lots, amount), key)
+        if made:
+            return held
+        if moved:
+            await _moved(wallet_id, available=amount, held=-amount)
+        if done:
+            return await _hold(done_hold)
+        # Not moved: less available than asked, and the lots hold no more than that.
+        raise InsufficientCredits(missing=max(amount - usable, 1))
+
+
+def _first_expiring(lots: list[tuple[int, int]], amount: int) -> list[tuple[int, int]]:
+    """(lot id, credits) taken from the usable `lots`, in their order, to make `amount`."""
+    taken: list[tuple[int, int]] = []
+    left = amount
+    for lot_id, remaining in lots:
+        if left == 0:
+            break
+        part = min(left, remaining)
+        taken.append((lot_id, part))
+        left -= part
+    return taken
+
+
+async def _hold_written(held: Hold, taken: list[tuple[int, int]], key: str) -> None:
+    """SQLite: the credits `taken` from their lots, and the hold with its parts and its
+    entry written (`held` gets its id)."""
+    await _lots_add([(lot_id, -part) for lot_id, part in taken])
+    await Hold.insert(held)
+    await HoldPart.insert(
+        *(HoldPart(hold=held.id, lot=lot_id, amount=part) for lot_id, part in taken)
+    )
+    await Entry.insert(
+        _entry(
+            held.wallet,
             kind=EntryKind.hold,
-            amount=-amount,
-            held_change=amount,
+            amount=-held.amount,
+            held_change=held.amount,
             key=key,
-            reference=reference,
+            reference=held.reference,
             hold=held.id,
         )
-        return held
+    )
+
+
+async def _hold_made(held: Hold, key: str) -> tuple[bool, bool, int | None, int]:
+    """PostgreSQL, the wallet locked: in one statement, the key checked, the usable lots
+    read, and when they are enough and the key is new, the credits taken from the lots
+    expiring first, the hold written with its parts and its entry (`held` gets its id).
+    Returns whether it was made, whether the key was used already (and that entry's hold),
+    and the credits usable."""
+    [row] = await Hold.raw(
+        "WITH done AS (SELECT hold FROM credits_entry WHERE idempotency_key = {}), "
+        "usable AS (SELECT id, remaining, "
+        "SUM(remaining) OVER (ORDER BY expires_at, id) AS upto FROM credits_lot "
+        "WHERE wallet = {} AND remaining > 0 AND expires_at > {}), "
+        "go AS (SELECT 1 FROM (SELECT COALESCE(SUM(remaining), 0) AS total FROM usable) AS u "
+        "WHERE u.total >= {} AND NOT EXISTS (SELECT 1 FROM done)), "
+        "taken AS (SELECT id, LEAST(remaining, {} - (upto - remaining)) AS part FROM usable "
+        "WHERE upto - remaining < {} AND EXISTS (SELECT 1 FROM go)), "
+        "h AS (INSERT INTO credits_hold (wallet, reference, amount, captured, status, "
+        "created_at) SELECT {}, {}, {}, 0, {}, {} FROM go RETURNING id), "
+        "l AS (UPDATE credits_lot SET remaining = credits_lot.remaining - taken.part "
+        "FROM taken WHERE credits_lot.id = taken.id), "
+        "p AS (INSERT INTO credits_hold_part (hold, lot, amount) "
+        "SELECT h.id, taken.id, taken.part FROM h, taken), "
+        "e AS (INSERT INTO credits_entry (wallet, kind, amount, held_change, idempotency_key, "
+        "reference, hold, memo, created_at) SELECT {}, {}, {}, {}, {}, {}, h.id, '', {} FROM h) "
+        "SELECT (SELECT id FROM h) AS made, EXISTS (SELECT 1 FROM done) AS done, "
+        "(SELECT hold FROM done) AS done_hold, "
+        "(SELECT COALESCE(SUM(remaining), 0) FROM usable) AS usable",
+        key,
+        held.wallet,
+        held.created_at,
+        held.amount,
+        held.amount,
+        held.amount,
+        held.wallet,
+        held.reference,
+        held.amount,
+        held.status,
+        held.created_at,
+        held.wallet,
+        EntryKind.hold.value,
+        -held.amount,
+        held.amount,
+        key,
+        held.reference,
+        held.created_at,
+    )
+    if row["made"] is not None:
+        held.id = row["made"]
+        held._exists_in_db = True
+    return row["made"] is not None, row["done"], row["done_hold"], int(row["usable"])
+
+
+async def _locked_row(wallet_id: int) -> None:
+    """The wallet's lock taken the plain way (PostgreSQL; SQLite's transaction holds the
+    database already); NotFound when there is no such wallet."""
+    query = Wallet.select(Wallet.id).where(Wallet.id == wallet_id)
+    if await (query.lock_rows() if is_postgres() else query).first() is None:
+        raise NotFound(N_("This wallet does not exist."))
+
+
+def _entry(
+    wallet_id: int,
+    *,
+    kind: EntryKind,
+    amount: int,
+    key: str,
+    reference: str,
+    held_change: int = 0,
+    hold: int | None = None,
+) -> Entry:
+    return Entry(
+        wallet=wallet_id,
+        kind=kind.value,
+        amount=amount,
+        held_change=held_change,
+        idempotency_key=key,
+        reference=reference,
+        hold=hold,
+    )
 
 
 async def _active_hold(wallet: Wallet, hold_id: int) -> Hold:
@@ -218,98 +399,259 @@ async def _active_hold(wallet: Wallet, hold_id: int) -> Hold:
     return held
 
 
-async def _give_back(wallet: Wallet, held: Hold, amount: int, key: str, now: datetime) -> None:
+async def _give_back(
+    held: Hold, amount: int, key: str, now: datetime
+) -> tuple[int, list[tuple[int, int]], list[Entry]]:
     """Return `amount` of a hold's credits to its lots (the latest-expiring first); what
-    lands in a lot that has expired meanwhile expires at once."""
-    parts = await HoldPart.objects(HoldPart.lot).where(HoldPart.hold == held.id)
-    parts.sort(key=lambda p: (p.lot.expires_at, p.lot.id), reverse=True)
+    lands in a lot that has expired meanwhile expires at once. The wallet's caches are the
+    caller's to move (its lock comes before the lots'): returns how much of `amount`
+    expired, what goes back to which lot, and the entries to write."""
+    parts = await HoldPart.raw(
+        "SELECT p.amount, l.id AS lot, l.expires_at FROM credits_hold_part AS p "
+        "JOIN credits_lot AS l ON l.id = p.lot WHERE p.hold = {} "
+        "ORDER BY l.expires_at DESC, l.id DESC",
+        held.id,
+    )
     left = amount
     expired = 0
+    back: list[tuple[int, int]] = []
     for part in parts:
         if left == 0:
             break
-        back = min(left, part.amount)
-        left -= back
-        if part.lot.expires_at <= now:
-            expired += back
+        credits = min(left, part["amount"])
+        left -= credits
+        if part["expires_at"] <= now:
+            expired += credits
         else:
-            await Lot.update({Lot.remaining: Lot.remaining + back}).where(Lot.id == part.lot.id)
-    await _write(
-        wallet,
-        kind=EntryKind.release,
-        amount=amount,
-        held_change=-amount,
-        key=key,
-        reference=held.reference,
-        hold=held.id,
-    )
-    if expired:
-        await _write(
-            wallet,
-            kind=EntryKind.expire,
-            amount=-expired,
-            key=f"{key}:expired",
+            back.append((part["lot"], credits))
+    entries = [
+        _entry(
+            held.wallet,
+            kind=EntryKind.release,
+            amount=amount,
+            held_change=-amount,
+            key=key,
             reference=held.reference,
             hold=held.id,
         )
+    ]
+    if expired:
+        entries.append(
+            _entry(
+                held.wallet,
+                kind=EntryKind.expire,
+                amount=-expired,
+                key=f"{key}:expired",
+                reference=held.reference,
+                hold=held.id,
+            )
+        )
+    return expired, back, entries
+
+
+_ENDED = {HoldStatus.captured: "capture", HoldStatus.released: "release"}
+
+
+async def _end(
+    *,
+    hold_id: int,
+    wallet_id: int | None,
+    status: HoldStatus,
+    amount: int | None = None,
+    key: str | None = None,
+) -> Hold:
+    """End an active hold: captured (`amount`, all of it by default; the rest released) or
+    released. The hold's row is changed first, so a hold ends once however many try; a hold
+    already ended under `key` is returned as it is."""
+    now = _now()
+    verb = _ENDED[status]
+    async with write_transaction():
+        held = await _ended(hold_id, wallet_id, status, amount, key, now)
+        if held is None:
+            return await _not_ended(
+                hold_id=hold_id, wallet_id=wallet_id, verb=verb, amount=amount, key=key
+            )
+        rest = held.amount - held.captured
+        if rest:
+            key = key or f"{verb}:{held.reference}"
+            rest_key = f"{key}:rest" if status == HoldStatus.captured else key
+            expired, back, given = await _give_back(held, rest, rest_key, now)
+            await _moved(held.wallet, available=rest - expired, held=-rest)  # before lots
+            await _lots_add(back)
+            await Entry.insert(*given)
+        return held
+
+
+async def _ended(
+    hold_id: int,
+    wallet_id: int | None,
+    status: HoldStatus,
+    amount: int | None,
+    key: str | None,
+    now: datetime,
+) -> Hold | None:
+    """The hold's row ended if it is active (and in the wallet, and holds `amount`) and, for
+    a capture, its entry written and the captured credits taken from the wallet's held ones;
+    None, with nothing changed, otherwise. One statement on PostgreSQL, three on SQLite."""
+    if amount is not None and amount < 0:
+        return None
+    args: list[object] = [status.value]
+    if amount is None:
+        captured = "amount"
+    else:
+        captured = "{}"
+        args.append(amount)
+    where = "id = {} AND status = {}"
+    args += [now, hold_id, HoldStatus.active.value]
+    if amount is not None:
+        where += " AND amount >= {}"
+        args.append(amount)
+    if wallet_id is not None:
+        where += " AND wallet = {}"
+        args.append(wallet_id)
+    update = (
+        f"UPDATE credits_hold SET status = {{}}, captured = {captured}, ended_at = {{}} "  # noqa: S608
+        f"WHERE {where} RETURNING *"
+    )
+    capture = status == HoldStatus.captured
+    if capture and is_postgres():
+        rows = await Hold.raw(
+            f"WITH h AS ({update}), "  # noqa: S608
+            "e AS (INSERT INTO credits_entry (wallet, kind, amount, held_change, "
+            "idempotency_key, reference, hold, memo, created_at) "
+            "SELECT wallet, {}, 0, -captured, " + ("{}" if key else "{} || reference") + ", "
+            "reference, id, '', {} FROM h), "
+            "w AS (UPDATE credits_wallet SET held = credits_wallet.held - h.captured FROM h "
+            "WHERE credits_wallet.id = h.wallet) "
+            "SELECT * FROM h",
+            *args,
+            EntryKind.capture.value,
+            key or f"{_ENDED[status]}:",
+            now,
+        )
+        return Hold(_exists_in_db=True, **rows[0]) if rows else None
+    rows = await Hold.raw(update, *args)
+    if not rows:
+        return None
+    held = Hold(_exists_in_db=True, **rows[0])
+    if capture:
+        await Entry.insert(
+            _entry(
+                held.wallet,
+                kind=EntryKind.capture,
+                amount=0,
+                held_change=-held.captured,
+                key=key or f"capture:{held.reference}",
+                reference=held.reference,
+                hold=held.id,
+            )
+        )
+        await _moved(held.wallet, held=-held.captured)  # the wallet's lock, last
+    return held
+
+
+async def _not_ended(
+    *, hold_id: int, wallet_id: int | None, verb: str, amount: int | None, key: str | None
+) -> Hold:
+    """Why a hold could not be ended: asked again (the hold as it is), or an error."""
+    wallet = None
+    if wallet_id is not None:
+        wallet = await Wallet.objects().where(Wallet.id == wallet_id).first()
+        if wallet is None:
+            raise NotFound(N_("This wallet does not exist."))
+    held = await Hold.objects().where(Hold.id == hold_id).first()
+    key = key or f"{verb}:{held.reference if held else hold_id}"
+    if (done := await _done(key)) is not None:
+        return await _hold(done.hold)
+    if held is None or (wallet is not None and held.wallet != wallet.id):
+        raise NotFound(N_("This hold does not exist."))
+    if held.status != HoldStatus.active.value:
+        raise Conflict(N_("This hold has already ended."), code="hold_ended")
+    if amount is not None and not 0 <= amount <= held.amount:
+        raise ValidationFailed({"amount": N_("A capture cannot exceed its hold.")})
+    raise RuntimeError(f"hold {hold_id} is active but could not be ended")
 
 
 async def capture(
     *, wallet_id: int, hold_id: int, amount: int | None = None, key: str | None = None
 ) -> Hold:
     """Debit a hold (all of it by default, or less: the rest is released)."""
-    async with _locked(wallet_id) as wallet:
-        held = await Hold.objects().where(Hold.id == hold_id).first()
-        key = key or f"capture:{held.reference if held else hold_id}"
-        if (done := await _done(key)) is not None:
-            return await _hold(done.hold)
-        held = await _active_hold(wallet, hold_id)
-        amount = held.amount if amount is None else amount
-        if not 0 <= amount <= held.amount:
-            raise ValidationFailed({"amount": N_("A capture cannot exceed its hold.")})
-        now = _now()
-        await _write(
-            wallet,
-            kind=EntryKind.capture,
-            amount=0,
-            held_change=-amount,
-            key=key,
-            reference=held.reference,
-            hold=held.id,
-        )
-        if amount < held.amount:
-            await _give_back(wallet, held, held.amount - amount, f"{key}:rest", now)
-        await Hold.update(
-            {Hold.status: HoldStatus.captured.value, Hold.captured: amount, Hold.ended_at: now}
-        ).where(Hold.id == held.id)
-        return await _hold(held.id)
+    return await _end(
+        hold_id=hold_id, wallet_id=wallet_id, status=HoldStatus.captured, amount=amount, key=key
+    )
 
 
 async def release(*, wallet_id: int, hold_id: int, key: str | None = None) -> Hold:
     """Give a hold's credits back (cancelled in time, free answer, missed deadline)."""
-    async with _locked(wallet_id) as wallet:
-        held = await Hold.objects().where(Hold.id == hold_id).first()
-        key = key or f"release:{held.reference if held else hold_id}"
-        if (done := await _done(key)) is not None:
-            return await _hold(done.hold)
-        held = await _active_hold(wallet, hold_id)
-        now = _now()
-        await _give_back(wallet, held, held.amount, key, now)
-        await Hold.update({Hold.status: HoldStatus.released.value, Hold.ended_at: now}).where(
-            Hold.id == held.id
-        )
-        return await _hold(held.id)
+    return await _end(
+        hold_id=hold_id, wallet_id=wallet_id, status=HoldStatus.released, amount=0, key=key
+    )
 
 
 async def finish(*, hold_id: int, amount: int, reference: str) -> Hold:
     """End a hold with what the exchange costs: `amount` captured (the rest released), or
     all of it released when the exchange costs nothing. Keys follow `reference`."""
-    held = await _hold(hold_id)
     if amount > 0:
-        return await capture(
-            wallet_id=held.wallet, hold_id=held.id, amount=amount, key=f"capture:{reference}"
+        return await _end(
+            hold_id=hold_id,
+            wallet_id=None,
+            status=HoldStatus.captured,
+            amount=amount,
+            key=f"capture:{reference}",
         )
-    return await release(wallet_id=held.wallet, hold_id=held.id, key=f"release:{reference}")
+    return await _end(
+        hold_id=hold_id,
+        wallet_id=None,
+        status=HoldStatus.released,
+        amount=0,
+        key=f"release:{reference}",
+    )
+
+
+async def capture_all(*, amounts: dict[int, int]) -> list[Hold]:
+    """Capture holds wholly, many at once (hold id -> the credits it should hold): the
+    workers' form of capture(), in the caller's transaction. Each hold still active and
+    holding exactly that amount is captured, with the key `capture:<its reference>`; the
+    others are left as they are (capture() one by one says why). Returns those captured."""
+    if not amounts:
+        return []
+    now = _now()
+    cases = " ".join("WHEN {} THEN CAST({} AS INTEGER)" for _ in amounts)
+    ids = ", ".join("{}" for _ in amounts)
+    async with write_transaction():
+        rows = await Hold.raw(
+            "UPDATE credits_hold SET status = {}, captured = amount, ended_at = {} "  # noqa: S608
+            f"WHERE status = {{}} AND id IN ({ids}) AND amount = CASE id {cases} END "
+            "RETURNING *",
+            HoldStatus.captured.value,
+            now,
+            HoldStatus.active.value,
+            *amounts,
+            *(value for pair in amounts.items() for value in pair),
+        )
+        captured = [Hold(_exists_in_db=True, **row) for row in rows]
+        if not captured:
+            return []
+        await Entry.insert(
+            *(
+                _entry(
+                    held.wallet,
+                    kind=EntryKind.capture,
+                    amount=0,
+                    held_change=-held.amount,
+                    key=f"capture:{held.reference}",
+                    reference=held.reference,
+                    hold=held.id,
+                )
+                for held in captured
+            )
+        )
+        spent: dict[int, int] = {}
+        for held in captured:
+            spent[held.wallet] = spent.get(held.wallet, 0) + held.amount
+        for wallet_id in sorted(spent):  # wallets locked in one order by every batch
+            await _moved(wallet_id, held=-spent[wallet_id])
+        return captured
 
 
 async def debit(*, wallet_id: int, credits: int, reference: str, key: str, memo: str = "") -> Entry:

@@ -373,9 +373,13 @@ async def settle(*, question_id: int, now: datetime | None = None) -> Question |
             await ledger.finish(
                 hold_id=question.hold, amount=amount, reference=f"question:{question.id}"
             )
-        await Question.update(
-            {Question.status: status.value, Question.captured: amount, Question.settled_at: now}
-        ).where(Question.id == question.id)
+        [row] = (
+            await Question.update(
+                {Question.status: status.value, Question.captured: amount, Question.settled_at: now}
+            )
+            .where(Question.id == question.id)
+            .returning(*Question.all_columns())
+        )
         await record(
             "question.settled",
             f"question:{question.id}:{status.value}",
@@ -385,7 +389,7 @@ async def settle(*, question_id: int, now: datetime | None = None) -> Question |
             status=status.value,
             captured=amount,
         )
-    return await Question.objects().get(Question.id == question_id)
+        return Question(_exists_in_db=True, **row)
 
 
 async def questions_settle_due(*, now: datetime | None = None, limit: int = 500) -> int:

@@ -13,8 +13,9 @@ tasks per measurement and checks the ledger afterwards. The databases:
 - SQLite: a new file in a temporary folder.
 - PostgreSQL: the server named by BENCH_POSTGRES_URL, else a postgresql:// DATABASE_URL, else
   postgresql://postgres@127.0.0.1:5432/test; always in a database of its own, portal_bench
-  (created when missing, its schema dropped and rebuilt at each run), never the one named.
-  Skipped, with a note, when the server cannot be reached.
+  or the one BENCH_POSTGRES_DATABASE names (created when missing, its schema dropped and
+  rebuilt at each run), never the one of the URL. Skipped, with a note, when the server
+  cannot be reached.
 
 BENCH_SECONDS sets the measured seconds per case (default 4 here: about a minute in all).
 Results: a table on stdout and var/bench/ledger.json.
@@ -41,7 +42,7 @@ from tests.bench.common import PORTAL, RESULTS_DIR, ROOT, on_sigterm, ratio
 RESULTS_FILE = RESULTS_DIR / "ledger.json"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-BENCH_DATABASE = "portal_bench"
+BENCH_DATABASE = os.environ.get("BENCH_POSTGRES_DATABASE") or "portal_bench"
 CONNECT_TIMEOUT_S = 5
 SIDES = ("ledger", "bare")
 
@@ -55,18 +56,17 @@ def with_database(url: str, name: str) -> str:
     return urllib.parse.urlsplit(url)._replace(path=f"/{name}").geturl()
 
 
-async def fresh_postgres_database(server_url: str) -> str:
-    """portal_bench on that server, created when missing, with an empty public schema."""
+async def fresh_postgres_database(server_url: str, name: str = BENCH_DATABASE) -> str:
+    """The database `name` on that server, created when missing, with an empty public
+    schema."""
     admin = await asyncpg.connect(with_database(server_url, "postgres"), timeout=CONNECT_TIMEOUT_S)
     try:
-        exists = await admin.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1", BENCH_DATABASE
-        )
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
-            await admin.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+            await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = with_database(server_url, BENCH_DATABASE)
+    url = with_database(server_url, name)
     connection = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
     try:
         await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")

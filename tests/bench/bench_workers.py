@@ -1,19 +1,24 @@
-"""Confirmations per second by real `portal worker` processes on PostgreSQL and Redis, with
-one and with two workers, beside arq's own rate for a job that does nothing, measured in
-the same run; and the lag between an exchange becoming due and its capture, under a load
-of BENCH_DUE (default 5,000) bookings due at once.
+"""Confirmations per second by real `portal worker` processes on SQLite and on PostgreSQL
+(with Redis), with one and with two workers, beside arq's own rate for a job that does
+nothing, measured in the same run; and the lag between an exchange becoming due and its
+capture, under a load of BENCH_DUE (default 5,000) bookings due at once.
 
-PostgreSQL: a database `portal_bench_workers` (rebuilt each round) on the server of
-BENCH_POSTGRES_URL, else of a PostgreSQL DATABASE_URL, else 127.0.0.1:5432; Redis:
-BENCH_REDIS_URL (default redis://127.0.0.1:6379/7, emptied). Skipped with a note when either
-cannot be reached. Results: stdout and var/bench/workers.json.
+SQLite: a new file in a temporary folder for each round.
+
+PostgreSQL: a database `portal_bench_workers` or the one BENCH_POSTGRES_DATABASE names (its
+schema rebuilt each round) on the server of BENCH_POSTGRES_URL, else of a PostgreSQL
+DATABASE_URL, else 127.0.0.1:5432; Redis:
+BENCH_REDIS_URL (default redis://127.0.0.1:6379/7, emptied). PostgreSQL is skipped with a note
+when it cannot be reached, everything when Redis cannot. Results: stdout and var/bench/workers.json.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -26,24 +31,19 @@ from typing import Any
 import asyncpg
 from arq.connections import RedisSettings
 from arq.worker import Worker
+from redis.exceptions import RedisError
 
-from tests.bench.bench_ledger import postgres_server_url, with_database
+from tests.bench.bench_ledger import fresh_postgres_database, postgres_server_url
 from tests.bench.common import PORTAL, RESULTS_DIR, ROOT
 
 RESULTS_FILE = RESULTS_DIR / "workers.json"
 DUE = int(os.environ.get("BENCH_DUE", "5000"))
 NOOP_JOBS = 2000
-DATABASE = "portal_bench_workers"
+DATABASE = os.environ.get("BENCH_POSTGRES_DATABASE") or "portal_bench_workers"
 
 
 async def _fresh_database(server_url: str) -> str:
-    connection = await asyncpg.connect(with_database(server_url, "postgres"), timeout=5)
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await connection.execute(f"CREATE DATABASE {DATABASE}")
-    finally:
-        await connection.close()
-    return with_database(server_url, DATABASE)
+    return await fresh_postgres_database(server_url, DATABASE)
 
 
 def _environment(tmp: Path, database_url: str, redis_url: str) -> dict[str, str]:
@@ -60,6 +60,13 @@ def _environment(tmp: Path, database_url: str, redis_url: str) -> dict[str, str]
 
 
 async def _completed(database_url: str) -> tuple[int, list[datetime]]:
+    if database_url.startswith("sqlite:"):
+        path = database_url.removeprefix("sqlite:///")
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
+            rows = connection.execute(
+                "SELECT settled_at FROM booking_booking WHERE status = 'completed'"
+            ).fetchall()
+        return len(rows), [datetime.fromisoformat(row[0]) for row in rows]
     connection = await asyncpg.connect(database_url)
     try:
         rows = await connection.fetch(
@@ -70,8 +77,12 @@ async def _completed(database_url: str) -> tuple[int, list[datetime]]:
     return len(rows), [row["settled_at"] for row in rows]
 
 
-def _round(tmp: Path, server_url: str, redis_url: str, workers: int) -> dict[str, Any]:
-    database_url = asyncio.run(_fresh_database(server_url))
+def _round(tmp: Path, server_url: str | None, redis_url: str, workers: int) -> dict[str, Any]:
+    """One round on PostgreSQL (that server), or on a new SQLite file (None)."""
+    if server_url is None:
+        database_url = f"sqlite:///{tmp}/workers-{workers}.sqlite"
+    else:
+        database_url = asyncio.run(_fresh_database(server_url))
     env = _environment(tmp, database_url, redis_url)
     subprocess.run([*PORTAL, "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
     subprocess.run(
@@ -104,6 +115,7 @@ def _round(tmp: Path, server_url: str, redis_url: str, workers: int) -> dict[str
     elapsed = max(settled) - started if settled else None
     lags = sorted((at - started).total_seconds() for at in settled)
     return {
+        "database": "sqlite" if server_url is None else "postgres",
         "workers": workers,
         "confirmed": done,
         "seconds": elapsed.total_seconds() if elapsed else None,
@@ -158,24 +170,37 @@ async def _noop_rate(redis_url: str) -> float:
 
 
 def main() -> int:
-    server_url = postgres_server_url()
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
     try:
-        asyncio.run(_fresh_database(server_url))
         asyncio.run(_flush(redis_url))
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        print(f"skipped: PostgreSQL or Redis cannot be used ({type(exc).__name__}: {exc})")
+    except (OSError, TimeoutError, RedisError) as exc:
+        print(f"skipped: Redis cannot be used ({type(exc).__name__}: {exc})")
         return 0
+    servers: list[str | None] = [None]  # SQLite
+    server_url = postgres_server_url()
+    try:
+        asyncio.run(_fresh_database(server_url))
+        servers.append(server_url)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        print(f"PostgreSQL skipped: it cannot be used ({type(exc).__name__}: {exc})")
     noop = asyncio.run(_noop_rate(redis_url))
     with tempfile.TemporaryDirectory(prefix="portal-bench-") as tmp:
-        rounds = [_round(Path(tmp), server_url, redis_url, workers) for workers in (1, 2)]
+        rounds = [
+            _round(Path(tmp), server, redis_url, workers)
+            for server in servers
+            for workers in (1, 2)
+        ]
     print(f"\n{DUE} bookings due at once; arq running no-op jobs: {noop:,.0f} jobs/s (1 worker)")
-    header = ("workers", "confirmed/s", "vs no-op", "lag median s", "p95 s", "max s")
-    print("{:<9}{:>12}{:>10}{:>14}{:>8}{:>8}".format(*header))
+    header = ("database", "workers", "confirmed/s", "vs no-op", "lag median s", "p95 s", "max s")
+    print("{:<10}{:<9}{:>12}{:>10}{:>14}{:>8}{:>8}".format(*header))
     for r in rounds:
+        if not r["confirmed"]:
+            print(f"{r['database']:<10}{r['workers']:<9}: nothing confirmed")
+            continue
         print(
-            f"{r['workers']:<9}{r['per_second']:>12,.0f}{r['per_second'] / noop:>10.2f}"
-            f"{r['lag_median_s']:>14.1f}{r['lag_p95_s']:>8.1f}{r['lag_max_s']:>8.1f}"
+            f"{r['database']:<10}{r['workers']:<9}{r['per_second']:>12,.0f}"
+            f"{r['per_second'] / noop:>10.2f}{r['lag_median_s']:>14.1f}{r['lag_p95_s']:>8.1f}"
+            f"{r['lag_max_s']:>8.1f}"
         )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(
