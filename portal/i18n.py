@@ -214,8 +214,23 @@ def timezone_groups() -> list[tuple[str, list[str]]]:
 
 @cache
 def timezones() -> frozenset[str]:
-    """The zones accepted from people: those offered in forms, and the other names of the
-    same clocks a browser may report (Asia/Calcutta for Asia/Kolkata...)."""
-    known = available_timezones()
-    aliases = {tz for tz in known if "/" in tz and not tz.startswith(("Etc/", "SystemV/"))}
-    return frozenset(timezone_choices()) | aliases
+    """The zones accepted in forms: those offered."""
+    return frozenset(timezone_choices())
+
+
+_ZONEINFO = Path("/usr/share/zoneinfo")
+
+
+@cache
+def canonical_zone(name: str) -> str | None:
+    """The offered zone a browser's name stands for (Asia/Calcutta is Asia/Kolkata: the
+    system's alias links to it), or None."""
+    if name in timezones():
+        return name
+    if not name or ".." in name or name.startswith("/"):
+        return None
+    try:
+        target = (_ZONEINFO / name).resolve(strict=True).relative_to(_ZONEINFO.resolve())
+    except (OSError, ValueError):
+        return None
+    return str(target) if str(target) in timezones() else None

@@ -22,9 +22,7 @@ ONE_YEAR = 365 * 24 * 3600
 @post("/timezone", name="set_timezone", include_in_schema=False)
 async def set_timezone(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
     """Show times in this zone from now on (the account's too, when logged in)."""
-    zone = field(data, "timezone", 64)
-    if zone not in i18n.timezones():
-        zone = i18n.current_timezone()
+    zone = i18n.canonical_zone(field(data, "timezone", 64)) or i18n.current_timezone()
     user = current_user(request)
     if user is not None:
         await user_set_timezone(user=user, timezone=zone)

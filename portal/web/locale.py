@@ -23,9 +23,9 @@ def activate_for(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     locale = connection.cookies.get(LANG_COOKIE)
     if locale not in i18n.LOCALES:
         locale = i18n.negotiate(connection.headers.get("accept-language")) or i18n.DEFAULT_LOCALE
-    timezone = connection.cookies.get(TZ_COOKIE)
-    if timezone not in i18n.timezones():
-        timezone = i18n.DEFAULT_TIMEZONE
+    # The browser's own name for its zone may be an alias (Asia/Calcutta): the same clock.
+    timezone = i18n.canonical_zone(connection.cookies.get(TZ_COOKIE) or "")
+    timezone = timezone or i18n.DEFAULT_TIMEZONE
     i18n.activate(locale, timezone)
 
 

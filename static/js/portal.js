@@ -30,6 +30,18 @@
     }
   }
 
+  // Two names of one clock (Asia/Kolkata and Asia/Calcutta) are the same zone.
+  function sameZone(a, b) {
+    try {
+      var resolve = function (zone) {
+        return new Intl.DateTimeFormat("en", { timeZone: zone }).resolvedOptions().timeZone;
+      };
+      return a === b || resolve(a) === resolve(b);
+    } catch (error) {
+      return a === b;
+    }
+  }
+
   function setCookie(name, value) {
     var secure = window.location.protocol === "https:" ? "; secure" : "";
     document.cookie = name + "=" + value + "; path=/; max-age=31536000; samesite=lax" + secure;
@@ -42,7 +54,7 @@
   function zones() {
     var root = document.documentElement;
     var device = deviceZone();
-    if (!device || !/^[A-Za-z0-9_+\-/]+$/.test(device) || device === root.dataset.tz) {
+    if (!device || !/^[A-Za-z0-9_+\-/]+$/.test(device) || sameZone(device, root.dataset.tz)) {
       return;
     }
     if (!root.dataset.tzKnown) {

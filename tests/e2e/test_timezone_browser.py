@@ -99,3 +99,12 @@ def test_a_zone_is_found_by_typing_a_city(context_in: Any) -> None:
     assert page.locator(".alert-success").count() == 0  # Enter in the search box sent nothing
     page.get_by_role("button", name="Enregistrer").first.click()
     expect(page.locator(".site-footer")).to_contain_text("Heures affichées en Asia/Tokyo")
+
+
+def test_a_zone_the_browser_names_by_an_old_alias_is_its_clock(context_in: Any) -> None:
+    """Chromium reports India as Asia/Calcutta: the pages show Asia/Kolkata, the same
+    clock, and never offer to "change" to it."""
+    page = context_in("Asia/Kolkata")
+    page.goto("/")
+    expect(page.locator(".site-footer")).to_contain_text("Heures affichées en Asia/Kolkata")
+    expect(page.locator("[data-tz-offer]")).to_be_hidden()

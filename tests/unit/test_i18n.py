@@ -70,3 +70,14 @@ def test_money_never_loses_a_cent(cents: int) -> None:
     i18n.activate("en")
     text = i18n.format_money(cents, "EUR").replace("€", "").replace(",", "")
     assert Decimal(text) * 100 == cents
+
+
+def test_a_browsers_alias_is_the_offered_zone_of_the_same_clock() -> None:
+    from portal.i18n import canonical_zone, timezones
+
+    assert canonical_zone("Asia/Calcutta") == "Asia/Kolkata"
+    assert canonical_zone("Europe/Paris") == "Europe/Paris"
+    assert {"Indian/Reunion", "America/Guadeloupe", "Europe/Luxembourg"} <= timezones()
+    assert "US/Eastern" not in timezones()  # aliases are not offered, only understood
+    for hostile in ("../../etc/passwd", "/etc/passwd", "", "Nowhere/Atlantis"):
+        assert canonical_zone(hostile) is None
