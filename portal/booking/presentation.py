@@ -253,6 +253,7 @@ async def booking_view(*, booking: Booking) -> dict[str, Any]:
         and booking.contested_at is None
         and booking.settled_at is not None
         and now <= booking.settled_at + CONTEST_WITHIN,
+        "contest_until": booking.settled_at + CONTEST_WITHIN if booking.settled_at else None,
     }
 
 

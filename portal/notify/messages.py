@@ -148,6 +148,8 @@ async def booking_changed(booking: Booking, change: str) -> None:
         said = [_("Client: %(who)s (%(email)s).") % {"who": who, "email": client.email}]
         if change != "cancelled" and (how := _how(booking, for_client=False)):
             said.append(how)
+        if change == "cancelled" and booking.cancelled_by == "expert":
+            said.append(_("You cancelled it: %(reason)s") % {"reason": booking.cancel_reason})
         return Email(
             subject=subjects[change] % values,
             lines=said,
@@ -548,6 +550,7 @@ async def no_show_told(booking: Booking, event_key: str) -> None:
 async def contest_told(booking: Booking, event_key: str) -> None:
     """A contest, told to the expert with what the client wrote; its answer, to the client."""
     expert = await _expert(booking.expert)
+    client = await _user(booking.client)
     values = {"when": _when(booking), "what": _what(booking), "name": expert.display_name}
     if not booking.contest_decision:
 
@@ -557,7 +560,8 @@ async def contest_told(booking: Booking, event_key: str) -> None:
             return Email(
                 subject=_("A client contests a no-show: %(what)s, %(when)s") % values,
                 lines=[
-                    _("The client says they were there:"),
+                    _("%(who)s (%(email)s) says they were there:")
+                    % {"who": client.name or client.email, "email": client.email},
                     booking.contest_text[:1000],
                     _(
                         "Accept (their credits are given back) or keep the no-show, "

@@ -109,6 +109,7 @@ async def test_a_contest_accepted_gives_the_credits_back_and_both_are_told(
     page = f"/me/bookings/{booking.id}"
     shown = (await client.get(page)).text
     assert "Contester l’absence" in shown
+    assert "jusqu’au" in shown  # the 48 hours, as a date
     empty = await post_form(client, f"{page}/contest", {"contest": " "}, from_page=page)
     assert empty.status_code == 422
     sent = await post_form(
@@ -118,6 +119,7 @@ async def test_a_contest_accepted_gives_the_credits_back_and_both_are_told(
     [to_expert] = await _emails("contest")
     assert to_expert.to_address == "expert@example.org"
     assert "J’ai appelé trois fois." in to_expert.text
+    assert "Camille Client (c@example.org) dit avoir été là" in to_expert.text
     await login(other_client, "expert@example.org")
     day = f"/expert/schedule?view=day&day={booking.starts_at.date().isoformat()}"
     assert "J’ai appelé trois fois." in (await other_client.get(day)).text

@@ -322,6 +322,8 @@ async def test_an_expert_cancelling_says_why_and_that_the_credits_are_released()
     assert "Son motif\u202f: Je suis souffrante." in told.text
     assert "sont libérés" in told.text
     assert told.ics_method == "CANCEL"
+    [own] = await Notification.objects().where(Notification.kind == "expert_booking_cancelled")
+    assert "You cancelled it: Je suis souffrante." in own.text  # the expert reads English
 
 
 async def test_the_answer_email_says_in_a_sentence_whether_it_is_billed() -> None:
