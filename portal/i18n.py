@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo, available_timezones
@@ -221,7 +221,7 @@ def timezones() -> frozenset[str]:
 _ZONEINFO = Path("/usr/share/zoneinfo")
 
 
-@cache
+@lru_cache(maxsize=1024)  # bounded: the name comes from a cookie anyone can set
 def canonical_zone(name: str) -> str | None:
     """The offered zone a browser's name stands for (Asia/Calcutta is Asia/Kolkata: the
     system's alias links to it), or None."""

@@ -7,19 +7,17 @@ CHANGE_VALID_FOR, once; a newer request replaces it. Opening it and confirming
 (`email_change_confirm`) moves the account to the new address, unless an account took it
 meanwhile; sign-ups waiting on that address end (its inbox has just been proven to be
 this account's owner's). The former address is told, so a change nobody asked for is
-noticed. Secrets as for password resets: HMAC(SECRET_KEY, seed), the seed in the event
-log, a SHA-256 of the secret in the table.
+noticed. The link's secret: see links.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
+from portal.accounts.links import link_parts, link_secret, secret_hash, secret_matches
 from portal.accounts.passwords import verify_password
 from portal.accounts.services import check_email, normalize_email
 from portal.accounts.tables import EmailChange, User
@@ -28,18 +26,12 @@ from portal.db import write_transaction
 from portal.errors import N_, ValidationFailed
 from portal.events.log import record
 from portal.settings import get_settings
-from portal.validation import whole_number
 
 CHANGE_VALID_FOR = timedelta(hours=24)
 
 
 def change_secret(seed: str) -> str:
-    key = get_settings().secret_key.encode()
-    return hmac.new(key, f"email-change:{seed}".encode(), hashlib.sha256).hexdigest()
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return link_secret("email-change", seed)
 
 
 def change_link(change_id: int, seed: str) -> str:
@@ -74,7 +66,7 @@ async def email_change_request(
         change = EmailChange(
             user=user.id,
             new_email=email,
-            token_hash=_hash(change_secret(seed)),
+            token_hash=secret_hash(change_secret(seed)),
             created_at=now,
             expires_at=now + CHANGE_VALID_FOR,
         )
@@ -92,14 +84,12 @@ async def email_change_request(
 
 async def email_change_of(token: str, now: datetime | None = None) -> EmailChange | None:
     """The change a link confirms, if it is the account's current one and not expired."""
-    change_id, _, secret = token.partition(".")
-    number = whole_number(change_id)
-    if number is None or not secret:
+    if (parts := link_parts(token)) is None:
         return None
-    change = await EmailChange.objects().where(EmailChange.id == number).first()
+    change = await EmailChange.objects().where(EmailChange.id == parts[0]).first()
     if change is None or change.expires_at <= (now or datetime.now(UTC)):
         return None
-    return change if hmac.compare_digest(change.token_hash, _hash(secret)) else None
+    return change if secret_matches(change.token_hash, parts[1]) else None
 
 
 class AddressTaken(ValidationFailed):

@@ -3,22 +3,19 @@
 Asking (`reset_request`) answers the same whether the email has an account or not; for an
 account, it writes the account's one reset (a newer request replaces it, so an older link
 stops working; asked again within RESEND_AFTER, nothing new is sent) and records the event
-that the worker turns into the email. The link's secret is HMAC(SECRET_KEY, seed): the
-event log keeps the seed, the table a SHA-256 of the secret, so neither lets anyone in
-without the key. Using the link (`reset_finish`) sets the new password, which ends every
-session and API token made before it (see services.password_set); a login ends the link
-too (`reset_forget`).
+that the worker turns into the email (the link's secret: see links.py). Using the link
+(`reset_finish`) sets the new password, which ends every session and API token made before
+it (see services.password_set); a login ends the link too (`reset_forget`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
+from portal.accounts.links import link_parts, link_secret, secret_hash, secret_matches
 from portal.accounts.passwords import hash_password
 from portal.accounts.services import check_new_password, normalize_email, password_set
 from portal.accounts.tables import PasswordReset, User
@@ -26,19 +23,13 @@ from portal.accounts.throttle import ResetThrottle
 from portal.db import write_transaction
 from portal.events.log import record
 from portal.settings import get_settings
-from portal.validation import whole_number
 
 RESET_VALID_FOR = timedelta(hours=1)
 RESEND_AFTER = timedelta(minutes=2)
 
 
 def reset_secret(seed: str) -> str:
-    key = get_settings().secret_key.encode()
-    return hmac.new(key, f"password-reset:{seed}".encode(), hashlib.sha256).hexdigest()
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return link_secret("password-reset", seed)
 
 
 def reset_link(reset_id: int, seed: str) -> str:
@@ -62,7 +53,7 @@ async def reset_request(*, redis: Redis, ip: str, email: str, now: datetime | No
         seed = secrets.token_urlsafe(24)
         reset = PasswordReset(
             user=user.id,
-            token_hash=_hash(reset_secret(seed)),
+            token_hash=secret_hash(reset_secret(seed)),
             created_at=now,
             expires_at=now + RESET_VALID_FOR,
         )
@@ -87,16 +78,12 @@ async def reset_user(token: str, now: datetime | None = None) -> User | None:
 
 
 async def _reset_of(token: str, now: datetime) -> PasswordReset | None:
-    reset_id, _, secret = token.partition(".")
-    number = whole_number(reset_id)
-    if number is None or not secret:
+    if (parts := link_parts(token)) is None:
         return None
-    reset = await PasswordReset.objects().where(PasswordReset.id == number).first()
+    reset = await PasswordReset.objects().where(PasswordReset.id == parts[0]).first()
     if reset is None or reset.expires_at <= now:
         return None
-    if not hmac.compare_digest(reset.token_hash, _hash(secret)):
-        return None
-    return reset
+    return reset if secret_matches(reset.token_hash, parts[1]) else None
 
 
 async def reset_finish(

@@ -190,17 +190,19 @@ async def logout(request: Request[Any, Any, Any], redis: RedisDep) -> Response[A
     return see_other(request.app.route_reverse("home"))
 
 
-def _account_page(
+def account_page(
     request: Request[Any, Any, Any], status_code: int = 200, **context: Any
 ) -> Response[Any]:
     context.setdefault("profile_errors", {})
     context.setdefault("password_errors", {})
+    context.setdefault("email_errors", {})
+    context.setdefault("email_form", {})
     return render(request, "pages/account.html", status_code=status_code, **context)
 
 
 @get("/account", name="account", guards=[login_required], include_in_schema=False)
 async def account(request: Request[Any, Any, Any]) -> Response[Any]:
-    return _account_page(request)
+    return account_page(request)
 
 
 @post("/account/profile", name="account_profile", guards=[login_required], include_in_schema=False)
@@ -216,7 +218,7 @@ async def account_profile(request: Request[Any, Any, Any], data: Form) -> Respon
         )
     except ValidationFailed as exc:
         said = refusal(exc)
-        return _account_page(request, said.status, profile_errors=said.errors)
+        return account_page(request, said.status, profile_errors=said.errors)
     i18n.activate(user.locale, user.timezone)
     flash(request, _("Your profile is saved."), "success")
     return see_other(
@@ -248,7 +250,7 @@ async def account_password(
     except (ValidationFailed, Throttled) as exc:
         said = refusal(exc)  # a wait is said beside the current password
         errors = {"current_password": said.problem} if said.problem else said.errors
-        return _account_page(request, said.status, password_errors=errors)
+        return account_page(request, said.status, password_errors=errors)
     await sessions.end_other_sessions(request, redis, user.id)
     flash(request, _("Your password is changed. Your other sessions are logged out."), "success")
     return see_other(request.app.route_reverse("account"))

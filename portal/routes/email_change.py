@@ -16,6 +16,7 @@ from portal.accounts.email_change import (
 from portal.accounts.throttle import Throttled
 from portal.errors import ValidationFailed
 from portal.i18n import gettext as _
+from portal.routes.accounts import account_page
 from portal.routes.forms import Form, client_ip, field, see_other, translated
 from portal.web.auth import current_user, login_required
 from portal.web.deps import RedisDep
@@ -23,20 +24,6 @@ from portal.web.errors import refusal
 from portal.web.render import render
 
 TOKEN_MAX = 200
-
-
-def _account_with(
-    request: Request[Any, Any, Any], status_code: int, errors: dict[str, str], new_email: str
-) -> Response[Any]:
-    return render(
-        request,
-        "pages/account.html",
-        status_code=status_code,
-        profile_errors={},
-        password_errors={},
-        email_errors=errors,
-        email_form={"new_email": new_email},
-    )
 
 
 @post("/account/email", name="account_email", guards=[login_required], include_in_schema=False)
@@ -57,7 +44,9 @@ async def account_email(
     except (ValidationFailed, Throttled) as exc:
         said = refusal(exc)
         errors = said.errors or {"password": said.message}  # a wait is said by the password
-        return _account_with(request, said.status, errors, new_email)
+        return account_page(
+            request, said.status, email_errors=errors, email_form={"new_email": new_email}
+        )
     flash(
         request,
         _("A link is on its way to %(email)s: your address changes when you open it.")

@@ -45,28 +45,11 @@ async def _started(minutes_ago: int) -> Booking:
     return moved
 
 
-async def _balance() -> tuple[int, int]:
-    user = await make_user_get("c@example.org")
-    expert = await expert_get_by_slug()
-    wallet = await ledger.wallet_for(client_id=user, expert_id=expert)
+async def _balance(booking: Booking) -> tuple[int, int]:
+    """The client's (available, held) credits with the booking's expert."""
+    wallet = await ledger.wallet_for(client_id=booking.client, expert_id=booking.expert)
     got = await ledger.balance(wallet_id=wallet.id)
     return got.available, got.held
-
-
-async def make_user_get(email: str) -> int:
-    from portal.accounts.tables import User
-
-    row = await User.select(User.id).where(User.email == email).first()
-    assert row is not None
-    return int(row["id"])
-
-
-async def expert_get_by_slug() -> int:
-    from portal.accounts.tables import Expert
-
-    row = await Expert.select(Expert.id).where(Expert.slug == "alice-expert").first()
-    assert row is not None
-    return int(row["id"])
 
 
 async def _emails(kind: str) -> list[Notification]:
@@ -97,7 +80,7 @@ async def test_a_no_show_waits_for_the_grace_period_and_states_its_cost(
     [email] = await _emails("no_show")
     assert email.to_address == "c@example.org"
     assert "2 crédits sont débités" in email.text and "48 heures" in email.text
-    assert await _balance() == (8, 0)
+    assert await _balance(booking) == (8, 0)
 
 
 async def test_a_contest_accepted_gives_the_credits_back_and_both_are_told(
@@ -127,7 +110,7 @@ async def test_a_contest_accepted_gives_the_credits_back_and_both_are_told(
         other_client, f"/expert/bookings/{booking.id}/contest", {"accept": "yes"}, from_page=day
     )
     assert decided.status_code == 303
-    assert await _balance() == (10, 0)  # the 2 debited credits are back
+    assert await _balance(booking) == (10, 0)  # the 2 debited credits are back
     [to_client] = await _emails("contest_decided")
     assert "accepté" in to_client.text
     assert "a été acceptée" in (await client.get(page)).text
@@ -146,7 +129,7 @@ async def test_a_contest_kept_or_late_changes_nothing() -> None:
     with pytest.raises(Conflict) as late:
         await booking_contest(booking=ended, text="J’étais là.", now=later)
     assert late.value.code == "contest_closed"
-    assert await _balance() == (8, 0)
+    assert await _balance(booking) == (8, 0)
 
 
 async def test_the_client_says_the_expert_did_not_call(client: AsyncClient) -> None:
@@ -159,6 +142,6 @@ async def test_the_client_says_the_expert_did_not_call(client: AsyncClient) -> N
     stored = await Booking.objects().get(Booking.id == booking.id)
     assert stored is not None
     assert (stored.status, stored.no_show_reported_by) == ("no_show_expert", "client")
-    assert await _balance() == (10, 0)
+    assert await _balance(booking) == (10, 0)
     [email] = await _emails("expert_no_show_reported")
     assert email.to_address == "expert@example.org"
