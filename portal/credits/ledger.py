@@ -19,13 +19,15 @@ The ledger knows nothing of bookings, questions or purchases: callers pass refer
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from portal.credits.tables import Entry, EntryKind, Hold, HoldPart, HoldStatus, Lot, Wallet
-from portal.db import is_postgres, is_unique_violation, write_transaction
+from portal.db import in_writer_thread, is_postgres, is_unique_violation, qmarks, write_transaction
 from portal.errors import N_, Conflict, DomainError, NotFound, ValidationFailed
 from portal.events.log import record_many
 
@@ -186,38 +188,45 @@ async def grant(
         )
 
 
+# Statements written once for both ways of running them: Piccolo's raw() ({} placeholders)
+# and, on SQLite inside a batch, sqlite3 (qmarks()).
+_LOTS_AND_DONE = (
+    "SELECT e.id AS done, e.hold AS done_hold, l.id, l.remaining "
+    "FROM (SELECT 1 AS one) AS one "
+    "LEFT JOIN credits_entry AS e ON e.idempotency_key = {} "
+    "LEFT JOIN credits_lot AS l ON l.wallet = {} AND l.remaining > 0 AND l.expires_at > {} "
+    "ORDER BY l.expires_at, l.id"
+)
+_MOVE = (
+    "UPDATE credits_wallet SET available = available + {}, held = held + {} "
+    "WHERE id = {} AND available + {} >= 0 AND held + {} >= 0 RETURNING id"
+)
+_HOLD_ENTRY_COLUMNS = (
+    "wallet, kind, amount, held_change, idempotency_key, reference, hold, memo, created_at"
+)
+
+
+def _lots_read(rows: list[dict[str, Any]]) -> tuple[bool, int | None, list[tuple[int, int]]]:
+    lots = [(row["id"], row["remaining"]) for row in rows if row["id"] is not None]
+    return rows[0]["done"] is not None, rows[0]["done_hold"], lots
+
+
 async def _lots_and_done(
     wallet_id: int, key: str, now: datetime
 ) -> tuple[bool, int | None, list[tuple[int, int]]]:
     """In one statement: whether an entry was already written under `key` (and its hold),
     and the wallet's usable lots (id, remaining), the ones expiring first first."""
-    rows = await Lot.raw(
-        "SELECT e.id AS done, e.hold AS done_hold, l.id, l.remaining "
-        "FROM (SELECT 1 AS one) AS one "
-        "LEFT JOIN credits_entry AS e ON e.idempotency_key = {} "
-        "LEFT JOIN credits_lot AS l ON l.wallet = {} AND l.remaining > 0 AND l.expires_at > {} "
-        "ORDER BY l.expires_at, l.id",
-        key,
-        wallet_id,
-        now,
-    )
-    lots = [(row["id"], row["remaining"]) for row in rows if row["id"] is not None]
-    return rows[0]["done"] is not None, rows[0]["done_hold"], lots
+    return _lots_read(await Lot.raw(_LOTS_AND_DONE, key, wallet_id, now))
+
+
+def _move_args(wallet_id: int, available: int, held: int) -> tuple[int, ...]:
+    return (available, held, wallet_id, available, held)
 
 
 async def _move(wallet_id: int, *, available: int = 0, held: int = 0) -> bool:
     """Move the wallet's caches (on PostgreSQL this takes its row lock); False, with nothing
     changed, when the wallet does not exist or a balance would go below zero."""
-    moved = await Wallet.raw(
-        "UPDATE credits_wallet SET available = available + {}, held = held + {} "
-        "WHERE id = {} AND available + {} >= 0 AND held + {} >= 0 RETURNING id",
-        available,
-        held,
-        wallet_id,
-        available,
-        held,
-    )
-    return bool(moved)
+    return bool(await Wallet.raw(_MOVE, *_move_args(wallet_id, available, held)))
 
 
 async def _moved(wallet_id: int, *, available: int = 0, held: int = 0) -> None:
@@ -247,33 +256,103 @@ async def _lots_add(changes: list[tuple[int, int]]) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Holding:
+    """How a hold went: the hold made (its id), or the key's earlier hold, or not enough."""
+
+    made: int | None
+    done: bool = False
+    done_hold: int | None = None
+    usable: int = 0
+    wallet_found: bool = True
+
+
 async def hold(*, wallet_id: int, amount: int, reference: str, key: str | None = None) -> Hold:
     """Reserve credits for an exchange; raises InsufficientCredits (with what is missing)."""
     _positive(amount)
     key = key or f"hold:{reference}"
     held = Hold(wallet=wallet_id, reference=reference, amount=amount, created_at=_now())
     async with write_transaction():
-        # The caches move first: on PostgreSQL that takes the wallet's lock, and what follows
-        # reads the wallet as it is once locked. Undone below if the hold is not made.
-        moved = await _move(wallet_id, available=-amount, held=amount)
-        if moved and is_postgres():
-            made, done, done_hold, usable = await _hold_made(held, key)
+        if is_postgres():
+            outcome = await _hold_postgres(held, key)
         else:
-            if not moved:  # no such wallet, not enough credits, or asked again
-                await _locked_row(wallet_id)
-            done, done_hold, lots = await _lots_and_done(wallet_id, key, held.created_at)
-            usable = sum(remaining for _, remaining in lots)
-            made = moved and not done and usable >= amount
-            if made:
-                await _hold_written(held, _first_expiring(lots, amount), key)
-        if made:
+            outcome = await in_writer_thread(
+                _hold_sqlite, wallet_id, amount, reference, held.status, held.created_at, key
+            )
+        if outcome.made is not None:
+            held.id = outcome.made
+            held._exists_in_db = True
             return held
+        if outcome.done:
+            return await _hold(outcome.done_hold)
+        if not outcome.wallet_found:
+            raise NotFound(N_("This wallet does not exist."))
+        # Less available than asked, and the lots hold no more than that.
+        raise InsufficientCredits(missing=max(amount - outcome.usable, 1))
+
+
+async def _hold_postgres(held: Hold, key: str) -> _Holding:
+    """The caches move first, which takes the wallet's lock, so what follows reads the
+    wallet as it is once locked; undone if the hold is not made."""
+    moved = await _move(held.wallet, available=-held.amount, held=held.amount)
+    if moved:
+        made, done, done_hold, usable = await _hold_made(held, key)
+        if made:
+            return _Holding(made=held.id)
+        await _moved(held.wallet, available=held.amount, held=-held.amount)
+        return _Holding(made=None, done=done, done_hold=done_hold, usable=usable)
+    await _locked_row(held.wallet)  # no such wallet, not enough credits, or asked again
+    done, done_hold, lots = await _lots_and_done(held.wallet, key, held.created_at)
+    return _Holding(made=None, done=done, done_hold=done_hold, usable=sum(r for _, r in lots))
+
+
+def _hold_sqlite(
+    db: sqlite3.Connection,
+    wallet_id: int,
+    amount: int,
+    reference: str,
+    status: str,
+    now: datetime,
+    key: str,
+) -> _Holding:
+    """SQLite, in one batch in the connection's thread (the transaction holds the database
+    already): the caches moved, the key and the usable lots read, and when the key is new
+    and the lots suffice, the credits taken from the lots expiring first and the hold
+    written with its parts and its entry; otherwise the caches moved back."""
+    moved = bool(db.execute(qmarks(_MOVE), _move_args(wallet_id, -amount, amount)).fetchall())
+    done, done_hold, lots = _lots_read(
+        db.execute(qmarks(_LOTS_AND_DONE), (key, wallet_id, now)).fetchall()
+    )
+    usable = sum(remaining for _, remaining in lots)
+    if not moved or done or usable < amount:
         if moved:
-            await _moved(wallet_id, available=amount, held=-amount)
-        if done:
-            return await _hold(done_hold)
-        # Not moved: less available than asked, and the lots hold no more than that.
-        raise InsufficientCredits(missing=max(amount - usable, 1))
+            db.execute(qmarks(_MOVE), _move_args(wallet_id, amount, -amount))
+        found = moved or bool(
+            db.execute("SELECT 1 FROM credits_wallet WHERE id = ?", (wallet_id,)).fetchall()
+        )
+        return _Holding(
+            made=None, done=done, done_hold=done_hold, usable=usable, wallet_found=found
+        )
+    taken = _first_expiring(lots, amount)
+    db.executemany(
+        "UPDATE credits_lot SET remaining = remaining - ? WHERE id = ?",
+        [(part, lot_id) for lot_id, part in taken],
+    )
+    [row] = db.execute(
+        "INSERT INTO credits_hold (wallet, reference, amount, captured, status, created_at) "
+        "VALUES (?, ?, ?, 0, ?, ?) RETURNING id",
+        (wallet_id, reference, amount, status, now),
+    ).fetchall()
+    db.executemany(
+        "INSERT INTO credits_hold_part (hold, lot, amount) VALUES (?, ?, ?)",
+        [(row["id"], lot_id, part) for lot_id, part in taken],
+    )
+    db.execute(
+        f"INSERT INTO credits_entry ({_HOLD_ENTRY_COLUMNS}) "  # noqa: S608
+        "VALUES (?, ?, ?, ?, ?, ?, ?, '', ?)",
+        (wallet_id, EntryKind.hold.value, -amount, amount, key, reference, row["id"], now),
+    )
+    return _Holding(made=row["id"], usable=usable)
 
 
 def _first_expiring(lots: list[tuple[int, int]], amount: int) -> list[tuple[int, int]]:
@@ -289,27 +368,6 @@ def _first_expiring(lots: list[tuple[int, int]], amount: int) -> list[tuple[int,
     return taken
 
 
-async def _hold_written(held: Hold, taken: list[tuple[int, int]], key: str) -> None:
-    """SQLite: the credits `taken` from their lots, and the hold with its parts and its
-    entry written (`held` gets its id)."""
-    await _lots_add([(lot_id, -part) for lot_id, part in taken])
-    await Hold.insert(held)
-    await HoldPart.insert(
-        *(HoldPart(hold=held.id, lot=lot_id, amount=part) for lot_id, part in taken)
-    )
-    await Entry.insert(
-        _entry(
-            held.wallet,
-            kind=EntryKind.hold,
-            amount=-held.amount,
-            held_change=held.amount,
-            key=key,
-            reference=held.reference,
-            hold=held.id,
-        )
-    )
-
-
 async def _hold_made(held: Hold, key: str) -> tuple[bool, bool, int | None, int]:
     """PostgreSQL, the wallet locked: in one statement, the key checked, the usable lots
     read, and when they are enough and the key is new, the credits taken from the lots
@@ -317,7 +375,7 @@ async def _hold_made(held: Hold, key: str) -> tuple[bool, bool, int | None, int]
     Returns whether it was made, whether the key was used already (and that entry's hold),
     and the credits usable."""
     [row] = await Hold.raw(
-        "WITH done AS (SELECT hold FROM credits_entry WHERE idempotency_key = {}), "
+        "WITH done AS (SELECT hold FROM credits_entry WHERE idempotency_key = {}), "  # noqa: S608
         "usable AS (SELECT id, remaining, "
         "SUM(remaining) OVER (ORDER BY expires_at, id) AS upto FROM credits_lot "
         "WHERE wallet = {} AND remaining > 0 AND expires_at > {}), "
@@ -331,8 +389,8 @@ async def _hold_made(held: Hold, key: str) -> tuple[bool, bool, int | None, int]
         "FROM taken WHERE credits_lot.id = taken.id), "
         "p AS (INSERT INTO credits_hold_part (hold, lot, amount) "
         "SELECT h.id, taken.id, taken.part FROM h, taken), "
-        "e AS (INSERT INTO credits_entry (wallet, kind, amount, held_change, idempotency_key, "
-        "reference, hold, memo, created_at) SELECT {}, {}, {}, {}, {}, {}, h.id, '', {} FROM h) "
+        f"e AS (INSERT INTO credits_entry ({_HOLD_ENTRY_COLUMNS}) "
+        "SELECT {}, {}, {}, {}, {}, {}, h.id, '', {} FROM h) "
         "SELECT (SELECT id FROM h) AS made, EXISTS (SELECT 1 FROM done) AS done, "
         "(SELECT hold FROM done) AS done_hold, "
         "(SELECT COALESCE(SUM(remaining), 0) FROM usable) AS usable",
@@ -463,9 +521,9 @@ async def _end(
     """End an active hold: captured (`amount`, all of it by default; the rest released) or
     released. The hold's row is changed first, so a hold ends once however many try; a hold
     already ended under `key` is returned as it is."""
-    now = _now()
     verb = _ENDED[status]
     async with write_transaction():
+        now = _now()  # once the wallet's turn has come: entries are dated when written
         held = await _ended(hold_id, wallet_id, status, amount, key, now)
         if held is None:
             return await _not_ended(
@@ -530,23 +588,37 @@ async def _ended(
             now,
         )
         return Hold(_exists_in_db=True, **rows[0]) if rows else None
+    if capture:
+        row = await in_writer_thread(_capture_sqlite, qmarks(update), args, key, now)
+        return Hold(_exists_in_db=True, **row) if row else None
     rows = await Hold.raw(update, *args)
+    return Hold(_exists_in_db=True, **rows[0]) if rows else None
+
+
+def _capture_sqlite(
+    db: sqlite3.Connection, update: str, args: list[object], key: str | None, now: datetime
+) -> dict[str, Any] | None:
+    """SQLite, in one batch in the connection's thread: the hold's row ended (`update`), its
+    capture entry written and the captured credits taken from the wallet's held ones."""
+    rows = db.execute(update, args).fetchall()
     if not rows:
         return None
-    held = Hold(_exists_in_db=True, **rows[0])
-    if capture:
-        await Entry.insert(
-            _entry(
-                held.wallet,
-                kind=EntryKind.capture,
-                amount=0,
-                held_change=-held.captured,
-                key=key or f"capture:{held.reference}",
-                reference=held.reference,
-                hold=held.id,
-            )
-        )
-        await _moved(held.wallet, held=-held.captured)  # the wallet's lock, last
+    held = rows[0]
+    db.execute(
+        f"INSERT INTO credits_entry ({_HOLD_ENTRY_COLUMNS}) "  # noqa: S608
+        "VALUES (?, ?, 0, ?, ?, ?, ?, '', ?)",
+        (
+            held["wallet"],
+            EntryKind.capture.value,
+            -held["captured"],
+            key or f"capture:{held['reference']}",
+            held["reference"],
+            held["id"],
+            now,
+        ),
+    )
+    if not db.execute(qmarks(_MOVE), _move_args(held["wallet"], 0, -held["captured"])).fetchall():
+        raise RuntimeError(f"wallet {held['wallet']}: its balances would go below zero")
     return held
 
 
