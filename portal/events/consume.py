@@ -5,6 +5,12 @@ effect for each, and moves the cursor, all in one transaction: the effect and th
 are kept or lost together, so each event is acted on once with several workers (they
 queue on the cursor) and after a crash (the round is rolled back and read again).
 
+What is slow and only reads (rendering an email) a consumer does in `prepare`, before the
+transaction: the round reads the cursor and the next events, prepares each, then locks
+the cursor; if it has not moved meanwhile, the transaction only stores what was prepared.
+If it has (another worker took those events), what was prepared is dropped and the round
+reads and handles the events inside the transaction, as without `prepare`.
+
 When acting on an event fails:
 - for a reason that passes (the database unreachable, a lock or deadlock, a timeout), the
   round is rolled back and the cursor stays: the next wake-up or sweep reads it again;
@@ -23,6 +29,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,12 +85,25 @@ class Recorded:
 
 @dataclass(frozen=True, slots=True)
 class Consumer:
-    """`handle` runs inside the round's transaction, for the events of `kinds` only (the
-    cursor passes the others)."""
+    """For the events of `kinds` only (the cursor passes the others): `prepare`, when
+    given, runs before the round's transaction and may only read; `handle` runs inside it
+    with what `prepare` returned (None when there is no `prepare`, or what it prepared was
+    dropped)."""
 
     name: str
     kinds: frozenset[str]
-    handle: Callable[[Recorded], Awaitable[None]]
+    handle: Callable[[Recorded, Any], Awaitable[None]]
+    prepare: Callable[[Recorded], Awaitable[Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A round's events read and prepared before its transaction, from cursor `after`."""
+
+    after: tuple[int, int]
+    rows: list[dict[str, Any]]
+    values: dict[int, Any]  # event id -> what `prepare` returned
+    errors: dict[int, str]  # event id -> why `prepare` failed
 
 
 async def _locked_cursor(name: str) -> dict[str, Any]:
@@ -164,35 +184,113 @@ def _recorded(row: dict[str, Any]) -> Recorded:
     )
 
 
-async def _act(consumer: Consumer, event: Recorded, transaction: Any) -> str | None:
+def _failed(consumer: Consumer, event: Recorded, exc: Exception) -> str:
+    log.error("%s: event %s (%s) failed", consumer.name, event.id, event.key, exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def _act(
+    consumer: Consumer, event: Recorded, transaction: Any, prepared: Any = None
+) -> str | None:
     """Act on one event inside a savepoint: None when done, else the error (its writes
     undone). A transient error is raised: the whole round goes."""
     savepoint = await transaction.savepoint()
     try:
-        await consumer.handle(event)
+        await consumer.handle(event, prepared)
         await savepoint.release()
     except TRANSIENT:
         raise
     except Exception as exc:
         await savepoint.rollback_to()
-        log.exception("%s: event %s (%s) failed", consumer.name, event.id, event.key)
-        return f"{type(exc).__name__}: {exc}"[:300]
+        return _failed(consumer, event, exc)
     return None
+
+
+async def _all_at_once(
+    consumer: Consumer, events: list[Recorded], values: dict[int, Any], transaction: Any
+) -> bool:
+    """Prepared events stored in one savepoint (three statements fewer an event than one
+    savepoint each); False, with nothing kept, when one of them fails: the round then
+    takes them one by one, to write down which."""
+    savepoint = await transaction.savepoint()
+    try:
+        for event in events:
+            await consumer.handle(event, values.get(event.id))
+        await savepoint.release()
+    except TRANSIENT:
+        raise
+    except Exception:
+        await savepoint.rollback_to()
+        return False
+    return True
+
+
+async def _prepared(consumer: Consumer, limit: int) -> Prepared | None:
+    """The next events read and prepared outside any transaction; None when none wait."""
+    assert consumer.prepare is not None
+    cursor = await Cursor.select(Cursor.txid, Cursor.event).where(
+        Cursor.consumer == consumer.name
+    ).first() or {"txid": 0, "event": 0}
+    rows = await _next(cursor, limit)
+    if not rows:
+        return None
+    values, errors = {}, {}
+    for row in rows:
+        if row["kind"] in consumer.kinds:
+            event = _recorded(row)
+            try:
+                values[event.id] = await consumer.prepare(event)
+            except TRANSIENT:
+                raise
+            except Exception as exc:  # the event's own failure, written down in the round
+                errors[event.id] = _failed(consumer, event, exc)
+    return Prepared((cursor["txid"], cursor["event"]), rows, values, errors)
+
+
+_rounds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _round_lock(name: str) -> asyncio.Lock:
+    """One round of a consumer at a time in a process (its jobs, woken together, would
+    otherwise prepare the same events and all but one drop what they prepared)."""
+    locks = _rounds.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(name, asyncio.Lock())
 
 
 async def consume_round(consumer: Consumer, limit: int | None = None) -> int:
     """One round: up to `limit` events read and acted on; how many were read."""
+    async with _round_lock(consumer.name):
+        return await _round(consumer, limit or batch())
+
+
+async def _round(consumer: Consumer, limit: int) -> int:
+    ahead = None
+    if consumer.prepare is not None:
+        ahead = await _prepared(consumer, limit)
+        if ahead is None:  # none waiting: no transaction (those recorded since wake it again)
+            return 0
     async with write_transaction() as transaction:
         cursor = await _locked_cursor(consumer.name)
-        rows = await _next(cursor, limit or batch())
+        if ahead is not None and ahead.after == (cursor["txid"], cursor["event"]):
+            rows, values, errors = ahead.rows, ahead.values, ahead.errors
+        else:  # nothing prepared, or another worker moved the cursor meanwhile
+            rows, values, errors = await _next(cursor, limit), {}, {}
         if not rows:
             return 0
-        for row in rows:
-            if row["kind"] not in consumer.kinds:
-                continue
-            event = _recorded(row)
-            if (error := await _act(consumer, event, transaction)) is not None:
-                await Failure.insert(Failure(consumer=consumer.name, event=event.id, error=error))
+        events = [_recorded(row) for row in rows if row["kind"] in consumer.kinds]
+        if not (
+            values and not errors and await _all_at_once(consumer, events, values, transaction)
+        ):
+            for event in events:
+                error = errors.get(event.id) or await _act(
+                    consumer, event, transaction, values.get(event.id)
+                )
+                if error is not None:
+                    await Failure.insert(
+                        Failure(consumer=consumer.name, event=event.id, error=error)
+                    )
         last = rows[-1]
         await Cursor.update(
             {

@@ -1,8 +1,9 @@
 """The emails that follow what happened: the notify consumer of the event log.
 
 Domain services record events (portal.events) and import nothing from here; the worker
-reads the log and this module writes each event's emails, in the consumer's transaction
-(so once per event), in each recipient's language and time zone. A booking's emails are
+reads the log and this module renders each event's emails before the consumer's
+transaction and stores them in it (so once per event), in each recipient's language and
+time zone. A booking's emails are
 written from the times and sequence its event recorded, so an email read late still tells
 that change, not a later one.
 """
@@ -21,6 +22,8 @@ from portal.credits.tables import Purchase
 from portal.events.consume import Consumer, Recorded
 from portal.notify import messages
 from portal.notify.debits import debit_noted
+from portal.notify.services import drafting, drafts_write
+from portal.notify.tables import Notification
 from portal.questions.tables import Question
 
 BOOKING_CHANGES = {
@@ -119,11 +122,25 @@ DEBITING = frozenset(
 )
 
 
-async def _handle(event: Recorded) -> None:
-    if event.kind in HANDLERS:
+async def _prepare(event: Recorded) -> list[Notification] | None:
+    """The event's emails rendered, not stored (before the round's transaction)."""
+    if event.kind not in HANDLERS:
+        return None
+    with drafting() as drafts:
         await HANDLERS[event.kind](event)
-    if event.kind in DEBITING:
+    return drafts
+
+
+async def _handle(event: Recorded, drafts: list[Notification] | None) -> None:
+    if event.kind in HANDLERS:
+        if drafts is None:  # not prepared: rendered and stored here
+            await HANDLERS[event.kind](event)
+        else:
+            await drafts_write(drafts)
+    if event.kind in DEBITING:  # the digest is rewritten from what is stored: read here
         await debit_noted(event.data["client"], event.recorded_at)
 
 
-NOTIFY = Consumer(name="notify", kinds=frozenset(HANDLERS) | DEBITING, handle=_handle)
+NOTIFY = Consumer(
+    name="notify", kinds=frozenset(HANDLERS) | DEBITING, handle=_handle, prepare=_prepare
+)

@@ -1,15 +1,17 @@
 """Writing emails, and sending them.
 
 `notify()` renders an email in the recipient's language and time zone and stores it; the
-notify consumer (consumer.py) calls it for each event of the log, in the transaction that
-moves its cursor, and reminders.py for what falls due. Its key makes it once per event,
-however often the code that tells it runs. The worker sends what is pending (right after
-writing it, and a sweep every 15 seconds): through SMTP when SMTP_URL is set, else as .eml
-files in var/outbox/. A failure is retried after 1, 5, 30 minutes and 2 hours; then the
-email is marked failed, shown to the expert, and tried again by the sweep every 6 hours. An
-email that cannot be sent as it is (an address that is not one address, an address the
-server refuses to encode...) is failed at once with its error, and the round goes on with
-the others.
+notify consumer (consumer.py) calls it for each event of the log, and reminders.py for
+what falls due. Its key makes it once per event, however often the code that tells it
+runs. Within `drafting()` it renders without storing: the consumer renders an event's
+emails before its transaction and stores them (`drafts_write`) in the transaction that
+moves its cursor, so rendering never holds the database's write lock. The worker sends
+what is pending (right after writing it, and a sweep every 15 seconds): through SMTP when
+SMTP_URL is set, else as .eml files in var/outbox/. A failure is retried after 1, 5, 30
+minutes and 2 hours; then the email is marked failed, shown to the expert, and tried again
+by the sweep every 6 hours. An email that cannot be sent as it is (an address that is not
+one address, an address the server refuses to encode...) is failed at once with its error,
+and the round goes on with the others.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import asyncio
 import logging
 import smtplib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -51,6 +55,28 @@ SENDER_NAME = "Portail"
 @cache
 def _env() -> Environment:
     return environment()
+
+
+_drafts: ContextVar[list[Notification] | None] = ContextVar("notify_drafts", default=None)
+
+
+@contextmanager
+def drafting() -> Iterator[list[Notification]]:
+    """Within: `notify()` adds the emails it renders to the list yielded, stores nothing."""
+    drafts: list[Notification] = []
+    token = _drafts.set(drafts)
+    try:
+        yield drafts
+    finally:
+        _drafts.reset(token)
+
+
+async def drafts_write(drafts: list[Notification]) -> None:
+    """Store emails rendered in `drafting()`; one whose key is stored already is skipped."""
+    if drafts:  # copies: an insert gives its rows ids, which a second try must not reuse
+        columns = [column._meta.name for column in Notification._meta.non_default_columns]
+        copies = [Notification(**{name: draft[name] for name in columns}) for draft in drafts]
+        await Notification.insert(*copies).on_conflict(target=Notification.key, action="DO NOTHING")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,19 +113,23 @@ async def notify(
     with i18n.speaking(user.locale, user.timezone):
         email = compose()
         text, html = render(email, user)
+    notification = Notification(
+        user=user.id,
+        kind=kind,
+        key=key,
+        to_address=user.email,
+        # One line, even from a name written before names were checked.
+        subject=" ".join(email.subject.splitlines()),
+        text=text,
+        html=html,
+        ics=ics.decode(),
+        ics_method=ics_method,
+    )
+    if (drafts := _drafts.get()) is not None:
+        drafts.append(notification)
+        return
     try:
-        await Notification(
-            user=user.id,
-            kind=kind,
-            key=key,
-            to_address=user.email,
-            # One line, even from a name written before names were checked.
-            subject=" ".join(email.subject.splitlines()),
-            text=text,
-            html=html,
-            ics=ics.decode(),
-            ics_method=ics_method,
-        ).save()
+        await notification.save()
     except Exception as exc:  # told twice at once (outside a transaction): once is written
         if not is_unique_violation(exc):
             raise

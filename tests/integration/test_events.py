@@ -121,7 +121,7 @@ async def test_two_consumers_at_once_read_each_event_once_in_order() -> None:
     await _written(250)
     seen: list[int] = []
 
-    async def handle(event: Recorded) -> None:
+    async def handle(event: Recorded, _prepared: object) -> None:
         seen.append(event.data["n"])
         await asyncio.sleep(0)  # let the other round try meanwhile
 
@@ -159,7 +159,7 @@ async def test_an_event_its_consumer_cannot_act_on_is_passed_then_tried_again() 
     await _written(5)
     broken = True
 
-    async def handle(event: Recorded) -> None:
+    async def handle(event: Recorded, _prepared: object) -> None:
         await _email(user.id, f"test:{event.key}").save()
         if broken and event.data["n"] == 2:
             await _email(user.id, "test:e0").save()  # taken: the database refuses
@@ -192,7 +192,7 @@ async def test_a_passing_failure_leaves_the_round_to_be_read_again() -> None:
     await _written(3)
     down = True
 
-    async def handle(event: Recorded) -> None:
+    async def handle(event: Recorded, _prepared: object) -> None:
         await _email(user.id, f"test:{event.key}").save()
         if down and event.data["n"] == 1:
             raise ConnectionResetError("the server went away")
@@ -233,7 +233,7 @@ async def test_an_event_committed_after_a_later_one_is_read_not_skipped() -> Non
         await record("test.happened", "b", n=1)
     seen: list[str] = []
 
-    async def handle(event: Recorded) -> None:
+    async def handle(event: Recorded, _prepared: object) -> None:
         seen.append(event.key)
 
     consumer = Consumer(name="test", kinds=frozenset({"test.happened"}), handle=handle)
@@ -259,7 +259,7 @@ async def test_a_long_transaction_in_another_database_holds_nothing_back() -> No
         await _written(3)
         seen: list[int] = []
 
-        async def handle(event: Recorded) -> None:
+        async def handle(event: Recorded, _prepared: object) -> None:
             seen.append(event.data["n"])
 
         consumer = Consumer(name="test", kinds=frozenset({"test.happened"}), handle=handle)
