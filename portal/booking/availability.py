@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from portal.accounts.tables import Expert
 from portal.booking.slots import Span, open_spans
@@ -251,6 +252,26 @@ async def lock_expert(expert: Expert) -> None:
     the expert's row; SQLite's immediate transaction already serializes every writer)."""
     if is_postgres():
         await Expert.select(Expert.id).where(Expert.id == expert.id).lock_rows()
+
+
+async def lock_days(availability: Availability, start: datetime, until: datetime) -> None:
+    """Inside a write transaction, before a booking takes the time from `start` to `until`
+    (its buffer included): the bookings that could meet it queue here, the others do not.
+
+    PostgreSQL: a transaction-level advisory lock on (expert, date) for each of the
+    expert's local dates that time touches, in date order. Two bookings that overlap, or
+    count towards the same daily cap, touch a date in common; bookings on other dates of
+    the same expert go ahead at once. The exclusion constraint stays the guarantee (of no
+    overlap: the expert's zone changed while bookings are being made could let one date's
+    cap be passed once, the dates then read in two zones). SQLite's immediate transaction
+    already serializes every writer."""
+    if not is_postgres():
+        return
+    zone = ZoneInfo(availability.timezone)
+    first = start.astimezone(zone).date()
+    last = (until - timedelta(microseconds=1)).astimezone(zone).date()
+    for day in range(first.toordinal(), last.toordinal() + 1):
+        await Expert.raw("SELECT pg_advisory_xact_lock({}, {})", availability.expert, day)
 
 
 async def calendar_add(expert: Expert, *, url: str, name: str) -> ExternalCalendar:

@@ -1,10 +1,11 @@
 """Bookings: free slots, booking with a credit hold in one transaction, moving, cancelling,
 no-shows, and the worker's confirmation after the end.
 
-No double booking: every booking of an expert is made while holding a lock on the expert
-(the expert's row on PostgreSQL, the immediate transaction on SQLite), re-checking the slot
-with the same pure function that listed it; on PostgreSQL an exclusion constraint refuses
-overlapping active bookings whatever happens, and a violation is reported as `slot_taken`.
+No double booking: bookings that could meet are made one at a time (on PostgreSQL a lock on
+each of the expert's local dates the slot and its buffer touch, see `lock_days`; on SQLite
+the immediate transaction), re-checking the slot with the same pure function that listed it;
+on PostgreSQL an exclusion constraint refuses overlapping active bookings whatever happens,
+and a violation is reported as `slot_taken`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from asyncpg.exceptions import DeadlockDetectedError, ExclusionViolationError
 
 from portal.accounts.tables import Expert, User
 from portal.booking import slots
-from portal.booking.availability import availability_of, lock_expert, working_time
+from portal.booking.availability import availability_of, lock_days, working_time
 from portal.booking.policy import (
     CONTEST_WITHIN,
     NO_SHOW_GRACE,
@@ -421,7 +422,7 @@ async def booking_create(*, client: User, expert: Expert, asked: SlotChoice) -> 
     buffer = timedelta(minutes=rules.buffer_minutes)
     try:
         async with write_transaction():
-            await lock_expert(expert)
+            await lock_days(availability, start, ends + buffer)
             bookings, made = await _booked(expert, availability, first, last, buffer, key=key)
             if made is not None and (done := await _same_request(key, expert, asked)) is not None:
                 return done
@@ -764,7 +765,7 @@ async def booking_move(
     availability = await availability_of(expert)  # never made inside the transaction
     try:
         async with write_transaction():
-            await lock_expert(expert)
+            await lock_days(availability, start, ends + (booking.blocked_until - booking.ends_at))
             query = Booking.objects().where(Booking.id == booking.id)
             locked = await (query.lock_rows() if is_postgres() else query).first()
             if locked is None or locked.status != BookingStatus.booked.value:
