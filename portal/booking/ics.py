@@ -18,6 +18,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -80,15 +81,32 @@ def _vevent(event: Event) -> icalendar.Event:
 
 
 def _calendar(events: Sequence[Event], *, method: str, prodid: str) -> icalendar.Calendar:
+    """The calendar and its events, without their zones (see `_text`)."""
     calendar = icalendar.Calendar()
     calendar.version = "2.0"
     calendar.prodid = prodid
     calendar.method = method
-    for tz in sorted({event.tz for event in events}):
-        calendar.add_component(vtimezone(tz))
     for event in events:
         calendar.add_component(_vevent(event))
     return calendar
+
+
+@lru_cache(maxsize=64)
+def _zone_text(tz: str) -> bytes:
+    return vtimezone(tz).to_ical()
+
+
+def _text(calendar: icalendar.Calendar, events: Sequence[Event]) -> bytes:
+    """The calendar's text with the VTIMEZONE of each of its events' zones before the first
+    event: the bytes icalendar writes when the zones are its first components, without
+    writing each zone's long history again for every invite (two thirds of an invite's
+    cost). The zones' text is kept per zone; it depends on the zone's rules only."""
+    text = calendar.to_ical()
+    if not events:
+        return text
+    at = text.index(b"\r\nBEGIN:VEVENT\r\n") + 2  # a line of its own, not folded text
+    zones = b"".join(_zone_text(tz) for tz in sorted({event.tz for event in events}))
+    return text[:at] + zones + text[at:]
 
 
 def invite(event: Event, *, method: str = "REQUEST", prodid: str = PRODID) -> bytes:
@@ -97,7 +115,7 @@ def invite(event: Event, *, method: str = "REQUEST", prodid: str = PRODID) -> by
     if method == "CANCEL":
         event = replace(event, cancelled=True)
     method = "CANCEL" if event.cancelled else method
-    return _calendar([event], method=method, prodid=prodid).to_ical()
+    return _text(_calendar([event], method=method, prodid=prodid), [event])
 
 
 def feed(events: Sequence[Event], *, name: str, prodid: str = PRODID) -> bytes:
@@ -108,7 +126,7 @@ def feed(events: Sequence[Event], *, name: str, prodid: str = PRODID) -> bytes:
     calendar.calendar_name = name  # NAME and X-WR-CALNAME
     calendar.add("REFRESH-INTERVAL", FEED_REFRESH, parameters={"VALUE": "DURATION"})
     calendar.add("X-PUBLISHED-TTL", icalendar.vDuration(FEED_REFRESH))
-    return calendar.to_ical()
+    return _text(calendar, events)
 
 
 # --- what we read ----------------------------------------------------------------------

@@ -13,7 +13,8 @@ import pytest
 import vobject
 
 from portal.booking.busy import CalendarError, busy_from_ics
-from portal.booking.ics import Event, feed, invite
+from portal.booking.ics import PRODID, Event, _calendar, _text, feed, invite
+from portal.booking.vtimezone import vtimezone
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -163,6 +164,18 @@ def test_a_cancellation_says_cancel_and_cancelled(read: Reader, event: Event, me
     assert parsed["method"] == "CANCEL"
     [vevent] = parsed["events"]
     assert (vevent["uid"], vevent["sequence"], vevent["status"]) == (event.uid, 2, "CANCELLED")
+
+
+@pytest.mark.parametrize("zones", [["Europe/Paris"], ["America/New_York", "Europe/Paris"]])
+def test_zones_written_once_are_what_icalendar_writes(zones: list[str]) -> None:
+    """The kept text of each VTIMEZONE, put before the events, gives the same bytes as
+    icalendar writing the zones as the calendar's first components."""
+    events = [booking(uid=f"booking-{n}@portal.example", tz=tz) for n, tz in enumerate(zones)]
+    for _ in range(2):  # the second time from what was kept
+        calendar = _calendar(events, method="PUBLISH", prodid=PRODID)
+        fast = _text(calendar, events)
+        calendar.subcomponents[0:0] = [vtimezone(tz) for tz in sorted(zones)]
+        assert fast == calendar.to_ical()
 
 
 def test_dtstamp_is_written_in_utc() -> None:
