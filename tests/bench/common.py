@@ -239,21 +239,28 @@ def load_with_wrk(wrk: str, script: Path, url: str, seconds: float) -> dict[str,
     }
 
 
-async def read_response(reader: asyncio.StreamReader) -> int:
-    """Read one HTTP/1.1 response (Content-Length or chunked body); return its status."""
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one HTTP/1.1 response (Content-Length or chunked body): its status and body."""
     head = await reader.readuntil(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.lower().split(": ", 1) for line in header_lines if ": " in line)
     if "content-length" in headers:
-        await reader.readexactly(int(headers["content-length"]))
+        body = await reader.readexactly(int(headers["content-length"]))
     elif headers.get("transfer-encoding") == "chunked":
-        size = -1
+        chunks, size = [], -1
         while size != 0:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)  # the chunk and its CRLF
+            chunks.append((await reader.readexactly(size + 2))[:-2])  # the chunk, its CRLF
+        body = b"".join(chunks)
     else:
         raise ValueError("response without Content-Length or chunked encoding")
-    return int(status_line.split(" ", 2)[1])
+    return int(status_line.split(" ", 2)[1]), body
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 response; return its status."""
+    status, _body = await read_answer(reader)
+    return status
 
 
 async def python_connection(
