@@ -14,7 +14,14 @@ import pytest
 from portal.accounts.tables import User
 from portal.booking.availability import availability_of, lock_days
 from portal.booking.tables import Booking
-from portal.db import PortalSQLiteEngine, get_engine, is_postgres, write_transaction
+from portal.db import (
+    PortalSQLiteEngine,
+    close_pool,
+    get_engine,
+    is_postgres,
+    start_pool,
+    write_transaction,
+)
 from portal.events.consume import Consumer, Recorded, consume_round
 from portal.events.log import record_many
 from portal.events.tables import Cursor, Event
@@ -180,3 +187,16 @@ async def test_a_round_that_finds_the_cursor_moved_drops_what_it_prepared() -> N
     )
     assert await consume_round(consumer) == 1
     assert handled == [(2, None)]
+
+
+@pytest.mark.skipif(not is_postgres(), reason="PostgreSQL's connection pool")
+async def test_connections_go_back_to_the_pool_without_a_reset_round_trip() -> None:
+    """No session state is ever set, so none is reset: asyncpg's default reset query would
+    cost a round trip after every statement outside a transaction."""
+    await start_pool()
+    try:
+        async with get_engine().pool.acquire() as connection:  # type: ignore[attr-defined]
+            assert connection.get_reset_query() == ""
+            assert await connection.fetchval("SELECT 1") == 1
+    finally:
+        await close_pool()
