@@ -6,10 +6,12 @@ are kept or lost together, so each event is acted on once with several workers (
 queue on the cursor) and after a crash (the round is rolled back and read again).
 
 What is slow and only reads (rendering an email) a consumer does in `prepare`, before the
-transaction: the round reads the cursor and the next events, prepares each, then locks
-the cursor; if it has not moved meanwhile, the transaction only stores what was prepared.
-If it has (another worker took those events), what was prepared is dropped and the round
-reads and handles the events inside the transaction, as without `prepare`.
+transaction: the round reads the cursor and the next events, prepares them (all the
+round's at once, so a consumer can do once what several events ask), then locks the
+cursor; if it has not moved meanwhile, the transaction only stores what was prepared. If
+it has (another worker took those events), what was prepared is dropped and the round
+reads and handles the events inside the transaction, as without `prepare`; if preparing
+failed, the round handles its events inside the transaction, one by one.
 
 When acting on an event fails:
 - for a reason that passes (the database unreachable, a lock or deadlock, a timeout), the
@@ -86,14 +88,14 @@ class Recorded:
 @dataclass(frozen=True, slots=True)
 class Consumer:
     """For the events of `kinds` only (the cursor passes the others): `prepare`, when
-    given, runs before the round's transaction and may only read; `handle` runs inside it
-    with what `prepare` returned (None when there is no `prepare`, or what it prepared was
-    dropped)."""
+    given, runs before the round's transaction with the round's events and may only read;
+    it returns what to hand each event's `handle`, by event id. `handle` runs inside the
+    transaction, with None when there is no `prepare` or what it prepared was dropped."""
 
     name: str
     kinds: frozenset[str]
     handle: Callable[[Recorded, Any], Awaitable[None]]
-    prepare: Callable[[Recorded], Awaitable[Any]] | None = None
+    prepare: Callable[[list[Recorded]], Awaitable[dict[int, Any]]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +104,7 @@ class Prepared:
 
     after: tuple[int, int]
     rows: list[dict[str, Any]]
-    values: dict[int, Any]  # event id -> what `prepare` returned
-    errors: dict[int, str]  # event id -> why `prepare` failed
+    values: dict[int, Any]  # event id -> what `prepare` returned (none if it failed)
 
 
 async def _locked_cursor(name: str) -> dict[str, Any]:
@@ -234,17 +235,15 @@ async def _prepared(consumer: Consumer, limit: int) -> Prepared | None:
     rows = await _next(cursor, limit)
     if not rows:
         return None
-    values, errors = {}, {}
-    for row in rows:
-        if row["kind"] in consumer.kinds:
-            event = _recorded(row)
-            try:
-                values[event.id] = await consumer.prepare(event)
-            except TRANSIENT:
-                raise
-            except Exception as exc:  # the event's own failure, written down in the round
-                errors[event.id] = _failed(consumer, event, exc)
-    return Prepared((cursor["txid"], cursor["event"]), rows, values, errors)
+    events = [_recorded(row) for row in rows if row["kind"] in consumer.kinds]
+    try:
+        values = await consumer.prepare(events) if events else {}
+    except TRANSIENT:
+        raise
+    except Exception:  # handled one by one in the round: the failing event written down there
+        log.exception("%s: preparing events from %s failed", consumer.name, rows[0]["id"])
+        values = {}
+    return Prepared((cursor["txid"], cursor["event"]), rows, values)
 
 
 _rounds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
@@ -274,19 +273,15 @@ async def _round(consumer: Consumer, limit: int) -> int:
     async with write_transaction() as transaction:
         cursor = await _locked_cursor(consumer.name)
         if ahead is not None and ahead.after == (cursor["txid"], cursor["event"]):
-            rows, values, errors = ahead.rows, ahead.values, ahead.errors
+            rows, values = ahead.rows, ahead.values
         else:  # nothing prepared, or another worker moved the cursor meanwhile
-            rows, values, errors = await _next(cursor, limit), {}, {}
+            rows, values = await _next(cursor, limit), {}
         if not rows:
             return 0
         events = [_recorded(row) for row in rows if row["kind"] in consumer.kinds]
-        if not (
-            values and not errors and await _all_at_once(consumer, events, values, transaction)
-        ):
+        if not (values and await _all_at_once(consumer, events, values, transaction)):
             for event in events:
-                error = errors.get(event.id) or await _act(
-                    consumer, event, transaction, values.get(event.id)
-                )
+                error = await _act(consumer, event, transaction, values.get(event.id))
                 if error is not None:
                     await Failure.insert(
                         Failure(consumer=consumer.name, event=event.id, error=error)

@@ -10,6 +10,7 @@ that change, not a later one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from portal.accounts.codes import code_of
@@ -122,22 +123,38 @@ DEBITING = frozenset(
 )
 
 
-async def _prepare(event: Recorded) -> list[Notification] | None:
-    """The event's emails rendered, not stored (before the round's transaction)."""
-    if event.kind not in HANDLERS:
-        return None
-    with drafting() as drafts:
-        await HANDLERS[event.kind](event)
-    return drafts
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """An event made ready before the round's transaction: its emails rendered, and whether
+    its client's digest is written again with it (once a round for each client: the last
+    of their debiting events; the ledger already holds the debits of every event read)."""
+
+    drafts: list[Notification] | None
+    digest: bool
 
 
-async def _handle(event: Recorded, drafts: list[Notification] | None) -> None:
+async def _prepare(events: list[Recorded]) -> dict[int, Ready]:
+    """The round's emails rendered, not stored (before the round's transaction)."""
+    last_debit = {event.data["client"]: event.id for event in events if event.kind in DEBITING}
+    ready = {}
+    for event in events:
+        drafts = None
+        if event.kind in HANDLERS:
+            with drafting() as drafts:
+                await HANDLERS[event.kind](event)
+        digest = event.kind in DEBITING and last_debit[event.data["client"]] == event.id
+        ready[event.id] = Ready(drafts, digest)
+    return ready
+
+
+async def _handle(event: Recorded, ready: Ready | None) -> None:
     if event.kind in HANDLERS:
-        if drafts is None:  # not prepared: rendered and stored here
+        if ready is None or ready.drafts is None:  # not prepared: rendered and stored here
             await HANDLERS[event.kind](event)
         else:
-            await drafts_write(drafts)
-    if event.kind in DEBITING:  # the digest is rewritten from what is stored: read here
+            await drafts_write(ready.drafts)
+    if event.kind in DEBITING and (ready is None or ready.digest):
+        # Written again from the ledger: read here, where the debits stand.
         await debit_noted(event.data["client"], event.recorded_at)
 
 

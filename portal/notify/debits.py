@@ -10,9 +10,12 @@ notices on /account."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from piccolo.query.functions.aggregate import Count, Sum
 
 from portal import i18n
 from portal.accounts.tables import User
@@ -30,31 +33,54 @@ LATE_DELAY = timedelta(minutes=30)
 KIND = "debits"
 
 
-async def _debits_since(client_id: int, since: datetime) -> list[dict[str, Any]]:
-    """The client's debits after `since`, oldest first, with the expert's name."""
+DIGEST_LINES = 50  # debits listed one by one; the others counted, in the history
+
+
+@dataclass(frozen=True, slots=True)
+class Debits:
+    """The client's debits since the last digest: how many, the credits in all, and the
+    first DIGEST_LINES of them (oldest first, with the expert's name)."""
+
+    count: int
+    credits: int
+    first: list[dict[str, Any]]
+
+
+async def _debits_since(client_id: int, since: datetime) -> Debits:
     wallets = await Wallet.select(Wallet.id, Wallet.expert.display_name).where(
         Wallet.client == client_id
     )
     names = {row["id"]: row["expert.display_name"] for row in wallets}
     if not names:
-        return []
-    rows = (
-        await Entry.select(*ENTRY_COLUMNS, Entry.wallet)
-        .where(
-            Entry.wallet.is_in(list(names))
-            & (Entry.created_at > since)
-            & (
-                (Entry.kind == EntryKind.capture.value)
-                | ((Entry.kind == EntryKind.adjust.value) & (Entry.amount < 0))
-            )
+        return Debits(0, 0, [])
+    # A debit: a capture that spent credits, or an adjustment that took some back.
+    debit: Any = (
+        Entry.wallet.is_in(list(names))
+        & (Entry.created_at > since)
+        & (
+            ((Entry.kind == EntryKind.capture.value) & (Entry.held_change < 0))
+            | ((Entry.kind == EntryKind.adjust.value) & (Entry.amount < 0))
         )
-        .order_by(Entry.id)
     )
-    return [
-        {**row, "expert": names[row["wallet"]]}
-        for row in rows
-        if change(row["kind"], row["amount"], row["held_change"]) < 0
-    ]
+    first = (
+        await Entry.select(*ENTRY_COLUMNS, Entry.wallet)
+        .where(debit)
+        .order_by(Entry.id)
+        .limit(DIGEST_LINES)
+    )
+    if len(first) < DIGEST_LINES:
+        credits = sum(-change(row["kind"], row["amount"], row["held_change"]) for row in first)
+        count = len(first)
+    else:  # many: counted by the database rather than read one by one
+        captured = await Entry.select(Sum(Entry.held_change), Count()).where(
+            debit & (Entry.kind == EntryKind.capture.value)
+        )
+        adjusted = await Entry.select(Sum(Entry.amount), Count()).where(
+            debit & (Entry.kind == EntryKind.adjust.value)
+        )
+        credits = -((captured[0]["sum"] or 0) + (adjusted[0]["sum"] or 0))
+        count = captured[0]["count"] + adjusted[0]["count"]
+    return Debits(count, credits, [{**row, "expert": names[row["wallet"]]} for row in first])
 
 
 def _due(moment: datetime, zone: ZoneInfo) -> datetime:
@@ -80,7 +106,7 @@ async def debit_noted(client_id: int, moment: datetime) -> None:
     )
     since = told["created_at"] if told else datetime(2000, 1, 1, tzinfo=UTC)
     debits = await _debits_since(client.id, since)
-    if not debits:
+    if not debits.count:
         return
     with i18n.speaking(client.locale, client.timezone):
         email = _compose(debits)
@@ -112,16 +138,21 @@ async def debit_noted(client_id: int, moment: datetime) -> None:
     ).save()
 
 
-def _compose(debits: list[dict[str, Any]]) -> Email:
+def _compose(debits: Debits) -> Email:
     lines = []
-    total = 0
-    for debit in debits:
+    for debit in debits.first:
         moved = -change(debit["kind"], debit["amount"], debit["held_change"])
-        total += moved
         credits = ngettext("%(num)d credit", "%(num)d credits", moved) % {"num": moved}
         when = i18n.format_datetime_in(debit["created_at"], i18n.current_timezone())
         said = what(debit["kind"], debit["reference"], debit["memo"])
         lines.append(f"{when} · {debit['expert']} · {said} · −{credits}")
+    if debits.count > len(debits.first):
+        more = debits.count - len(debits.first)
+        lines.append(
+            ngettext("… and %(num)d more debit.", "… and %(num)d more debits.", more)
+            % {"num": more}
+        )
+    total = debits.credits
     return Email(
         subject=ngettext("%(num)d credit debited today", "%(num)d credits debited today", total)
         % {"num": total},

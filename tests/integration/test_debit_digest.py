@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from portal.accounts.tables import User
 from portal.booking.services import bookings_confirm_due
 from portal.credits.services import wallet_adjust
+from portal.notify import debits
 from portal.notify.debits import DIGEST_AT, LATE_DELAY
 from portal.notify.tables import Notification
 from tests.support import (
@@ -63,3 +66,14 @@ async def test_the_days_debits_are_told_once_in_the_evening() -> None:
 async def test_no_digest_for_who_turned_credits_notices_off() -> None:
     _client, digests = await _debited(notices=False)
     assert digests == []
+
+
+async def test_a_long_digest_lists_the_first_debits_and_counts_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(debits, "DIGEST_LINES", 2)
+    _client, [digest] = await _debited()
+    assert digest.subject == "5 crédits débités aujourd’hui"  # every debit counted
+    lines = [line for line in digest.text.splitlines() if "Alice Expert" in line]
+    assert len(lines) == 2 and "Rendez-vous n° 1" in lines[0]
+    assert "… et 1 autre débit." in digest.text

@@ -24,7 +24,7 @@ from portal.db import (
 )
 from portal.events.consume import Consumer, Recorded, consume_round
 from portal.events.log import record_many
-from portal.events.tables import Cursor, Event
+from portal.events.tables import Cursor, Event, Failure
 from tests.support import book_call, give_credits, make_published_expert, make_user, next_monday_at
 
 sqlite_only = pytest.mark.skipif(is_postgres(), reason="SQLite's writer connection and lock")
@@ -149,9 +149,9 @@ async def test_a_round_prepares_outside_its_transaction_and_stores_inside() -> N
     await _recorded(3)
     seen: list[tuple[int, object, bool]] = []
 
-    async def prepare(event: Recorded) -> str:
+    async def prepare(events: list[Recorded]) -> dict[int, object]:
         assert get_engine().current_transaction.get() is None  # no lock held while rendering
-        return f"rendered {event.data['n']}"
+        return {event.id: f"rendered {event.data['n']}" for event in events}
 
     async def handle(event: Recorded, prepared: object) -> None:
         seen.append((event.data["n"], prepared, get_engine().current_transaction.get() is None))
@@ -172,12 +172,11 @@ async def test_a_round_that_finds_the_cursor_moved_drops_what_it_prepared() -> N
     assert last is not None
     handled: list[tuple[int, object]] = []
 
-    async def prepare(event: Recorded) -> str:
-        if event.data["n"] == 0:  # meanwhile, another worker reads both events and more
-            async with write_transaction():
-                await Cursor.insert(Cursor(consumer="test", txid=last["txid"], event=last["id"]))
-                await record_many([("test.happened", "e2", {"n": 2})])
-        return "stale"
+    async def prepare(events: list[Recorded]) -> dict[int, object]:
+        async with write_transaction():  # meanwhile, another worker reads both events, and more
+            await Cursor.insert(Cursor(consumer="test", txid=last["txid"], event=last["id"]))
+            await record_many([("test.happened", "e2", {"n": 2})])
+        return {event.id: "stale" for event in events}
 
     async def handle(event: Recorded, prepared: object) -> None:
         handled.append((event.data["n"], prepared))
@@ -200,3 +199,24 @@ async def test_connections_go_back_to_the_pool_without_a_reset_round_trip() -> N
             assert await connection.fetchval("SELECT 1") == 1
     finally:
         await close_pool()
+
+
+async def test_a_round_whose_preparing_fails_handles_its_events_one_by_one() -> None:
+    await _recorded(3)
+    handled: list[tuple[int, object]] = []
+
+    async def prepare(events: list[Recorded]) -> dict[int, object]:
+        raise ValueError("cannot render")
+
+    async def handle(event: Recorded, prepared: object) -> None:
+        if event.data["n"] == 1:
+            raise ValueError("this one is broken")
+        handled.append((event.data["n"], prepared))
+
+    consumer = Consumer(
+        name="test", kinds=frozenset({"test.happened"}), handle=handle, prepare=prepare
+    )
+    assert await consume_round(consumer) == 3
+    assert handled == [(0, None), (2, None)]
+    [failure] = await Failure.select(Failure.event, Failure.error)
+    assert "this one is broken" in failure["error"]
