@@ -142,7 +142,7 @@ async def login_page(
     user = current_user(request)
     if user:
         return Redirect(safe_next(next, _home_for(request, user)))
-    return _login_page(request, {"next": next or ""})
+    return _login_page(request, {"next": next or "", "email": sessions.offered_email(request)})
 
 
 def _login_page(

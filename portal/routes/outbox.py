@@ -7,11 +7,19 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from portal.errors import NotFound
+from portal.errors import N_, NotFound
 from portal.notify.selectors import notification_get, notifications_latest
 from portal.params import PathId
 from portal.web.deps import SettingsDep
 from portal.web.render import render
+
+# What became of each email, in the reader's words.
+STATUSES = {
+    "pending": N_("waiting to leave"),
+    "sending": N_("being sent"),
+    "sent": N_("sent"),
+    "failed": N_("failed, tried again later"),
+}
 
 
 def _demo_only(settings: Any) -> None:
@@ -23,7 +31,7 @@ def _demo_only(settings: Any) -> None:
 async def outbox(request: Request[Any, Any, Any], settings: SettingsDep) -> Response[Any]:
     _demo_only(settings)
     emails = await notifications_latest()
-    return render(request, "pages/outbox.html", emails=emails, shown=None)
+    return render(request, "pages/outbox.html", emails=emails, shown=None, statuses=STATUSES)
 
 
 @get("/outbox/{notification_id:int}", name="outbox_email", include_in_schema=False)
@@ -33,7 +41,7 @@ async def outbox_email(
     _demo_only(settings)
     shown = await notification_get(notification_id=notification_id)
     emails = await notifications_latest()
-    return render(request, "pages/outbox.html", emails=emails, shown=shown)
+    return render(request, "pages/outbox.html", emails=emails, shown=shown, statuses=STATUSES)
 
 
 ROUTES = [outbox, outbox_email]

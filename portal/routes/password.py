@@ -96,6 +96,7 @@ async def reset_submit(
     if user is None:
         return await _reset_page(request, "")
     await sessions.logout(request, redis)
+    sessions.offer_email(request, user.email)  # the login form comes filled in
     flash(request, _("Your new password is saved. Log in with it."), "success")
     return see_other(request.app.route_reverse("login"))
 

@@ -159,6 +159,19 @@ async def logout(request: Request, redis: Redis) -> None:
     csrf.renew(request, logged_in=False)
 
 
+SESSION_EMAIL = "login_email"
+
+
+def offer_email(request: Request, email: str) -> None:
+    """The address the next login form shows (once), after a reset that logged out."""
+    request.session[SESSION_EMAIL] = email
+
+
+def offered_email(request: Request) -> str:
+    """The address offered for the login form, taken: shown once."""
+    return str(request.session.pop(SESSION_EMAIL, "") or "")
+
+
 async def end_other_sessions(request: Request, redis: Redis, user_id: int) -> None:
     """After a password change: this browser stays in (under a new id), every other is out."""
     store = request.app.stores.get(STORE_NAME)

@@ -301,6 +301,9 @@ async def test_the_demo_shows_its_outbox(tmp_path: Path) -> None:
         listing = await http.get("/outbox")
         assert listing.status_code == 200 and "Rendez-vous confirmé" in listing.text
         assert "E-mails envoyés (démo)" in listing.text  # the footer link
+        # What became of each, in the reader's words, and when a waiting one leaves.
+        assert "en attente d’envoi · part le" in listing.text
+        assert "pending" not in listing.text
         first = await Notification.objects().first()
         assert first is not None
         shown = await http.get(f"/outbox/{first.id}")

@@ -63,6 +63,11 @@ async def test_a_forgotten_password_is_reset_through_the_emailed_link(
     assert differ.status_code == 422
     done = await post_form(client, link, {"password": NEW, "confirm": NEW})
     assert done.status_code == 303 and done.headers["location"] == "/login"
+    # The login form that follows says why, is filled in with the address, and only once.
+    after = (await client.get("/login")).text
+    assert "Votre nouveau mot de passe est enregistré" in after
+    assert 'value="c@example.org"' in after and " autofocus" in after
+    assert 'value="c@example.org"' not in (await client.get("/login")).text
     # Used: the link ends, the old password too, the new one opens the account.
     assert (await client.get(link)).status_code == 404
     refused = await post_form(client, "/login", {"email": "c@example.org", "password": PASSWORD})
