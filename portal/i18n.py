@@ -18,6 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, available_timezones
 
 from babel import Locale, dates, numbers
+from babel.dates import get_timezone, get_timezone_location
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -203,6 +204,35 @@ ZONE_REGIONS = {
 
 
 @cache
+@cache
+def _zone_countries() -> dict[str, tuple[str, ...]]:
+    """Each zone's countries (ISO codes), from the system's zone tables."""
+    countries: dict[str, set[str]] = {}
+    for table in _ZONE_TABLES:
+        if table.is_file():
+            for line in table.read_text(encoding="utf-8").splitlines():
+                if line and not line.startswith("#"):
+                    codes, _where, zone = line.split("\t")[:3]
+                    countries.setdefault(zone, set()).update(codes.split(","))
+    return {zone: tuple(sorted(codes)) for zone, codes in countries.items()}
+
+
+@lru_cache(maxsize=4096)
+def _zone_names(zone: str, locale: str) -> str:
+    if zone not in timezones():
+        return ""
+    city = get_timezone_location(get_timezone(zone), locale=locale, return_city=True)
+    territories = Locale.parse(locale).territories
+    names = [city, *(territories.get(code, "") for code in _zone_countries().get(zone, ()))]
+    return " ".join(name for name in names if name)
+
+
+def zone_names(zone: str) -> str:
+    """What a zone is called in the reader's language, for the pickers' search: its city
+    and its countries ("Londres Royaume-Uni" for Europe/London in French)."""
+    return _zone_names(zone, _locale.get())
+
+
 def timezone_groups() -> list[tuple[str, list[str]]]:
     """The zones offered, by region (Europe, Americas...), for pickers: (region, zones)."""
     groups: dict[str, list[str]] = {}

@@ -39,6 +39,7 @@ def environment(*, auto_reload: bool = False) -> Environment:
         current_timezone=i18n.current_timezone,
         timezone_choices=i18n.timezone_choices,
         timezone_groups=i18n.timezone_groups,
+        zone_names=i18n.zone_names,
         zone_regions=i18n.ZONE_REGIONS,
         weekday_name=i18n.weekday_name,
     )

@@ -90,11 +90,17 @@
           event.preventDefault(); // choosing happens in the list, not by sending the form
         }
       });
+      // Without case or accents: "le caire" finds Le Caire, "sao paulo" São Paulo.
+      function plain(text) {
+        return text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
+      }
       search.addEventListener("input", function () {
-        var words = search.value.toLowerCase().replace(/ /g, "_");
+        var words = plain(search.value.trim());
         var first = null;
         select.querySelectorAll("option").forEach(function (option) {
-          option.hidden = Boolean(words) && option.value.toLowerCase().indexOf(words) === -1;
+          var found = plain(option.value).indexOf(words.replace(/ /g, "_")) !== -1 ||
+            plain(option.dataset.names || "").indexOf(words) !== -1;
+          option.hidden = Boolean(words) && !found;
           if (!option.hidden && first === null && words) {
             first = option;
           }

@@ -90,8 +90,14 @@ def test_a_zone_is_found_by_typing_a_city(context_in: Any) -> None:
     picker = page.locator("#f-timezone")
     assert picker.locator("option").first.inner_text() == "Europe/Paris"  # the chosen first
     assert picker.locator("optgroup[label='Asie']").count() == 1  # grouped by region
-    page.get_by_placeholder("Chercher une ville ou une région…").fill("tokyo")
+    search = page.get_by_placeholder("Chercher une ville ou une région…")
     shown = picker.locator("option:not([hidden])")
+    for typed, found in (("Londres", "Europe/London"), ("le caire", "Africa/Cairo")):
+        search.fill(typed)  # a city by its French name, with or without its accents
+        assert shown.all_inner_texts() == [found]
+    search.fill("égypte")  # or by its country
+    assert shown.all_inner_texts() == ["Africa/Cairo"]
+    search.fill("tokyo")
     assert shown.all_inner_texts() == ["Asia/Tokyo"]
     assert picker.input_value() == "Asia/Tokyo"  # the match is chosen
     page.get_by_placeholder("Chercher une ville ou une région…").press("Enter")

@@ -81,3 +81,12 @@ def test_a_browsers_alias_is_the_offered_zone_of_the_same_clock() -> None:
     assert "US/Eastern" not in timezones()  # aliases are not offered, only understood
     for hostile in ("../../etc/passwd", "/etc/passwd", "", "Nowhere/Atlantis"):
         assert canonical_zone(hostile) is None
+
+
+def test_zones_are_found_by_their_city_and_country_in_the_readers_language() -> None:
+    with i18n.speaking("fr", "Europe/Paris"):
+        assert i18n.zone_names("Europe/London").startswith("Londres Royaume-Uni")
+        assert i18n.zone_names("Africa/Cairo") == "Le Caire Égypte"
+    with i18n.speaking("en", "Europe/Paris"):
+        assert i18n.zone_names("Africa/Cairo") == "Cairo Egypt"
+    assert i18n.zone_names("Mars/Olympus") == ""
