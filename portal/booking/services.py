@@ -700,11 +700,22 @@ async def booking_contest(*, booking: Booking, text: str, now: datetime | None =
 
 
 async def booking_contest_decide(
-    *, booking: Booking, accept: bool, now: datetime | None = None
+    *, booking: Booking, accept: bool, reply: str = "", now: datetime | None = None
 ) -> Booking:
     """The expert answers a contested no-show, once: accepted, the credits it kept are given
-    back to the client (valid 12 months); rejected, they stay debited. Both are told."""
+    back to the client (valid 12 months); rejected, they stay debited, and the expert says
+    why (`reply`, shown to the client and in their email). Both are told."""
     now = now or _now()
+    reply = reply.replace("\r\n", "\n").strip() if not accept else ""
+    errors: dict[str, str] = {}
+    if not accept:
+        if not reply:
+            errors["reply"] = N_("Say why the no-show stands: the client reads it.")
+        elif len(reply) > REASON_MAX:
+            errors["reply"] = N_("At most 500 characters.")
+        check_text(errors, "reply", reply, multiline=True)
+    if errors:
+        raise ValidationFailed(errors)
     async with write_transaction():
         locked = await _locked(booking.id)
         if locked.contested_at is None or locked.contest_decision:
@@ -726,10 +737,14 @@ async def booking_contest_decide(
                 kind=EntryKind.adjust,
             )
         decision = "accepted" if accept else "rejected"
-        await Booking.update({Booking.contest_decision: decision, Booking.decided_at: now}).where(
-            Booking.id == locked.id
-        )
-        locked.contest_decision, locked.decided_at = decision, now
+        await Booking.update(
+            {
+                Booking.contest_decision: decision,
+                Booking.contest_reply: reply,
+                Booking.decided_at: now,
+            }
+        ).where(Booking.id == locked.id)
+        locked.contest_decision, locked.contest_reply, locked.decided_at = decision, reply, now
         await record(
             "booking.contest_decided",
             f"booking:{locked.id}:contest:{decision}",

@@ -135,5 +135,6 @@ class Booking(Table, tablename="booking_booking"):
     contest_text = Text(default="", null=False)
     contested_at = Timestamptz(null=True, default=None)
     contest_decision = Varchar(length=8, default="", null=False)  # accepted, rejected
+    contest_reply = Text(default="", null=False)  # the expert's reason for keeping it
     decided_at = Timestamptz(null=True, default=None)
     settled_at = Timestamptz(null=True, default=None)

@@ -91,7 +91,9 @@ async def _booking_after(event: Recorded) -> None:
     if event.kind == "booking.no_show":
         await messages.no_show_told(booking, event.key)
     else:
-        await messages.contest_told(booking, event.key)
+        await messages.contest_told(
+            booking, event.key, decided=event.kind == "booking.contest_decided"
+        )
 
 
 HANDLERS = {

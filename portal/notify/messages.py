@@ -547,12 +547,14 @@ async def no_show_told(booking: Booking, event_key: str) -> None:
     await notify(user=client, kind="no_show", key=f"client:{event_key}", compose=to_client)
 
 
-async def contest_told(booking: Booking, event_key: str) -> None:
-    """A contest, told to the expert with what the client wrote; its answer, to the client."""
+async def contest_told(booking: Booking, event_key: str, *, decided: bool) -> None:
+    """A contest, told to the expert with what the client wrote; its answer (`decided`), to
+    the client. Which email goes is the event's: a contest read after it was answered still
+    tells the expert of the contest."""
     expert = await _expert(booking.expert)
     client = await _user(booking.client)
     values = {"when": _when(booking), "what": _what(booking), "name": expert.display_name}
-    if not booking.contest_decision:
+    if not decided:
 
         def to_expert() -> Email:
             local = booking.starts_at.astimezone(ZoneInfo(i18n.current_timezone())).date()
@@ -578,12 +580,14 @@ async def contest_told(booking: Booking, event_key: str) -> None:
 
     def to_client() -> Email:
         if booking.contest_decision == "accepted":
-            line = _("%(name)s accepted your contest: the credits are given back.") % values
+            lines = [_("%(name)s accepted your contest: the credits are given back.") % values]
         else:
-            line = _("%(name)s keeps the no-show: the credits stay debited.") % values
+            lines = [_("%(name)s keeps the no-show: the credits stay debited.") % values]
+            if booking.contest_reply:
+                lines.append(_("Their reason: %(reason)s") % {"reason": booking.contest_reply})
         return Email(
             subject=_("Your contest of %(what)s, %(when)s: answered") % values,
-            lines=[line],
+            lines=lines,
             link=(_("See the booking"), _url(f"/me/bookings/{booking.id}")),
         )
 

@@ -209,7 +209,15 @@ async def expert_contest_decide(
     """Answer a client's contest of their no-show: accept (credits given back) or keep."""
     expert = await current_expert(request)
     booking = await booking_of_expert(expert_id=expert.id, booking_id=booking_id)
-    decided = await booking_contest_decide(booking=booking, accept=field(data, "accept") == "yes")
+    try:
+        decided = await booking_contest_decide(
+            booking=booking,
+            accept=field(data, "accept") == "yes",
+            reply=field(data, "reply", 2000),
+        )
+    except ValidationFailed as exc:
+        flash(request, " ".join(refusal(exc).errors.values()), "error")
+        return see_other(request.app.route_reverse("expert_schedule"))
     if decided.contest_decision == "accepted":
         flash(request, _("Contest accepted: the client's credits are given back."), "success")
     else:

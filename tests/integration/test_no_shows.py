@@ -117,9 +117,36 @@ async def test_a_contest_accepted_gives_the_credits_back_and_both_are_told(
     history = (await client.get("/me/wallets/alice-expert")).text
     assert f"Absence du rendez-vous n° {booking.id} contestée" in history
     again = await post_form(
-        other_client, f"/expert/bookings/{booking.id}/contest", {"accept": "no"}, from_page=day
+        other_client,
+        f"/expert/bookings/{booking.id}/contest",
+        {"accept": "no", "reply": "Non."},
+        from_page=day,
     )
     assert again.status_code == 409  # answered once
+
+
+async def test_a_no_show_kept_says_why(client: AsyncClient, other_client: AsyncClient) -> None:
+    booking = await _started(30)
+    await booking_no_show(booking=booking, client_absent=True)
+    await booking_contest(booking=booking, text="J’étais là.")
+    await login(other_client, "expert@example.org")
+    day = f"/expert/schedule?view=day&day={booking.starts_at.date().isoformat()}"
+    url = f"/expert/bookings/{booking.id}/contest"
+    unsaid = await post_form(other_client, url, {"accept": "no", "reply": " "}, from_page=day)
+    assert unsaid.status_code == 303  # back to the schedule, which says what is missing
+    assert "Dites pourquoi l’absence est maintenue" in (await other_client.get(day)).text
+    assert await _balance(booking) == (8, 0)
+    reason = "Je vous ai appelé à 10 h 00 et 10 h 05, sans réponse."
+    kept = await post_form(other_client, url, {"accept": "no", "reply": reason}, from_page=day)
+    assert kept.status_code == 303
+    assert await _balance(booking) == (8, 0)  # the credits stay debited
+    [to_client] = await _emails("contest_decided")
+    assert reason in to_client.text
+    # The contest, read after it was answered, still went to the expert as a contest.
+    [to_expert] = await _emails("contest")
+    assert to_expert.to_address == "expert@example.org" and "J’étais là." in to_expert.text
+    await login(client, "c@example.org")
+    assert reason in (await client.get(f"/me/bookings/{booking.id}")).text
 
 
 async def test_a_contest_kept_or_late_changes_nothing() -> None:
