@@ -121,6 +121,7 @@ DEBITING = frozenset(
         "booking.no_show",
         "question.settled",
         "wallet.adjusted",
+        "booking.contest_decided",  # not a debit: a no-show's credits maybe given back
     }
 )
 

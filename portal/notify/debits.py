@@ -1,6 +1,6 @@
 """The client's daily digest of credits debited: one email an evening, whatever the number
 of debits (an exchange confirmed, a late cancellation, a no-show, a question settled, an
-adjustment taking credits back).
+adjustment taking credits back), with what was given back or added in the same time.
 
 Written by the notify consumer when such an event is read: the day's digest still waiting
 is written again with every debit since the last digest sent (from the ledger, which is
@@ -10,7 +10,7 @@ notices on /account."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,6 +44,9 @@ class Debits:
     count: int
     credits: int
     first: list[dict[str, Any]]
+    # Credits given back or added in the same time (a contested no-show accepted, a gift):
+    # the first DIGEST_LINES, so that a debit undone since reads as undone.
+    given: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def _debits_since(client_id: int, since: datetime) -> Debits:
@@ -80,7 +83,23 @@ async def _debits_since(client_id: int, since: datetime) -> Debits:
         )
         credits = -((captured[0]["sum"] or 0) + (adjusted[0]["sum"] or 0))
         count = captured[0]["count"] + adjusted[0]["count"]
-    return Debits(count, credits, [{**row, "expert": names[row["wallet"]]} for row in first])
+    given = (
+        await Entry.select(*ENTRY_COLUMNS, Entry.wallet)
+        .where(
+            Entry.wallet.is_in(list(names))
+            & (Entry.created_at > since)
+            & (Entry.kind == EntryKind.adjust.value)
+            & (Entry.amount > 0)
+        )
+        .order_by(Entry.id)
+        .limit(DIGEST_LINES)
+    )
+    return Debits(
+        count,
+        credits,
+        [{**row, "expert": names[row["wallet"]]} for row in first],
+        [{**row, "expert": names[row["wallet"]]} for row in given],
+    )
 
 
 def _due(moment: datetime, zone: ZoneInfo) -> datetime:
@@ -138,20 +157,28 @@ async def debit_noted(client_id: int, moment: datetime) -> None:
     ).save()
 
 
+def _line(entry: dict[str, Any], credits: int, sign: str) -> str:
+    """When, with whom, why, how many: one line of the digest."""
+    said = ngettext("%(num)d credit", "%(num)d credits", credits) % {"num": credits}
+    when = i18n.format_datetime_in(entry["created_at"], i18n.current_timezone())
+    why = what(entry["kind"], entry["reference"], entry["memo"])
+    return f"{when} · {entry['expert']} · {why} · {sign}{said}"
+
+
 def _compose(debits: Debits) -> Email:
-    lines = []
-    for debit in debits.first:
-        moved = -change(debit["kind"], debit["amount"], debit["held_change"])
-        credits = ngettext("%(num)d credit", "%(num)d credits", moved) % {"num": moved}
-        when = i18n.format_datetime_in(debit["created_at"], i18n.current_timezone())
-        said = what(debit["kind"], debit["reference"], debit["memo"])
-        lines.append(f"{when} · {debit['expert']} · {said} · −{credits}")
+    lines = [
+        _line(debit, -change(debit["kind"], debit["amount"], debit["held_change"]), "−")
+        for debit in debits.first
+    ]
     if debits.count > len(debits.first):
         more = debits.count - len(debits.first)
         lines.append(
             ngettext("… and %(num)d more debit.", "… and %(num)d more debits.", more)
             % {"num": more}
         )
+    if debits.given:
+        lines.append(_("Given back or added in the same time:"))
+    lines += [_line(entry, entry["amount"], "+") for entry in debits.given]
     total = debits.credits
     return Email(
         subject=ngettext("%(num)d credit debited today", "%(num)d credits debited today", total)

@@ -116,6 +116,10 @@ async def test_a_contest_accepted_gives_the_credits_back_and_both_are_told(
     assert "a été acceptée" in (await client.get(page)).text
     history = (await client.get("/me/wallets/alice-expert")).text
     assert f"Absence du rendez-vous n° {booking.id} contestée" in history
+    # The evening digest, which told the debit, now says it was given back.
+    [digest] = await _emails("debits")
+    assert digest.text.index("−2 crédits") < digest.text.index("Rendus ou ajoutés")
+    assert digest.text.rstrip().count("+2 crédits") == 1
     again = await post_form(
         other_client,
         f"/expert/bookings/{booking.id}/contest",
