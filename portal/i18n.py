@@ -204,17 +204,18 @@ ZONE_REGIONS = {
 
 
 @cache
-@cache
 def _zone_countries() -> dict[str, tuple[str, ...]]:
-    """Each zone's countries (ISO codes), from the system's zone tables."""
-    countries: dict[str, set[str]] = {}
-    for table in _ZONE_TABLES:
+    """Each zone's country (ISO codes): zone.tab's, which names a zone for each country
+    (zone1970.tab groups countries under one zone: Iceland under Africa/Abidjan, which a
+    search for Iceland must not pick); zone1970.tab's only for a zone zone.tab lacks."""
+    countries: dict[str, tuple[str, ...]] = {}
+    for table in reversed(_ZONE_TABLES):  # zone.tab first
         if table.is_file():
             for line in table.read_text(encoding="utf-8").splitlines():
                 if line and not line.startswith("#"):
                     codes, _where, zone = line.split("\t")[:3]
-                    countries.setdefault(zone, set()).update(codes.split(","))
-    return {zone: tuple(sorted(codes)) for zone, codes in countries.items()}
+                    countries.setdefault(zone, tuple(sorted(codes.split(","))))
+    return countries
 
 
 @lru_cache(maxsize=4096)
@@ -233,6 +234,7 @@ def zone_names(zone: str) -> str:
     return _zone_names(zone, _locale.get())
 
 
+@cache
 def timezone_groups() -> list[tuple[str, list[str]]]:
     """The zones offered, by region (Europe, Americas...), for pickers: (region, zones)."""
     groups: dict[str, list[str]] = {}

@@ -281,7 +281,8 @@ async def _round(consumer: Consumer, limit: int) -> int:
         events = [_recorded(row) for row in rows if row["kind"] in consumer.kinds]
         if not (values and await _all_at_once(consumer, events, values, transaction)):
             for event in events:
-                error = await _act(consumer, event, transaction, values.get(event.id))
+                # Unprepared: what was prepared for the round assumed it went whole.
+                error = await _act(consumer, event, transaction)
                 if error is not None:
                     await Failure.insert(
                         Failure(consumer=consumer.name, event=event.id, error=error)

@@ -138,14 +138,14 @@ class Ready:
 
 async def _prepare(events: list[Recorded]) -> dict[int, Ready]:
     """The round's emails rendered, not stored (before the round's transaction)."""
-    last_debit = {event.data["client"]: event.id for event in events if event.kind in DEBITING}
+    last_debit = {event.data.get("client"): event.id for event in events if event.kind in DEBITING}
     ready = {}
     for event in events:
         drafts = None
         if event.kind in HANDLERS:
             with drafting() as drafts:
                 await HANDLERS[event.kind](event)
-        digest = event.kind in DEBITING and last_debit[event.data["client"]] == event.id
+        digest = event.kind in DEBITING and last_debit[event.data.get("client")] == event.id
         ready[event.id] = Ready(drafts, digest)
     return ready
 

@@ -220,3 +220,26 @@ async def test_a_round_whose_preparing_fails_handles_its_events_one_by_one() -> 
     assert handled == [(0, None), (2, None)]
     [failure] = await Failure.select(Failure.event, Failure.error)
     assert "this one is broken" in failure["error"]
+
+
+async def test_a_round_that_cannot_store_all_it_prepared_handles_each_event_afresh() -> None:
+    """What was prepared assumed the round went whole (the digest written at a client's
+    last debit, say): when one event fails in it, each event is handled unprepared."""
+    await _recorded(3)
+    handled: list[tuple[int, object]] = []
+
+    async def prepare(events: list[Recorded]) -> dict[int, object]:
+        return {event.id: "prepared" for event in events}
+
+    async def handle(event: Recorded, prepared: object) -> None:
+        if event.data["n"] == 1 and prepared is not None:
+            raise ValueError("fails with what was prepared")
+        handled.append((event.data["n"], prepared))
+
+    consumer = Consumer(
+        name="test", kinds=frozenset({"test.happened"}), handle=handle, prepare=prepare
+    )
+    assert await consume_round(consumer) == 3
+    # The whole round tried first (its writes undone at event 1), then each event afresh.
+    assert handled == [(0, "prepared"), (0, None), (1, None), (2, None)]
+    assert await Failure.count() == 0

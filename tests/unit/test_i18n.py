@@ -87,6 +87,8 @@ def test_zones_are_found_by_their_city_and_country_in_the_readers_language() -> 
     with i18n.speaking("fr", "Europe/Paris"):
         assert i18n.zone_names("Europe/London").startswith("Londres Royaume-Uni")
         assert i18n.zone_names("Africa/Cairo") == "Le Caire Égypte"
+        assert "Islande" in i18n.zone_names("Atlantic/Reykjavik")
+        assert "Islande" not in i18n.zone_names("Africa/Abidjan")  # one zone, one country
     with i18n.speaking("en", "Europe/Paris"):
         assert i18n.zone_names("Africa/Cairo") == "Cairo Egypt"
     assert i18n.zone_names("Mars/Olympus") == ""
