@@ -193,11 +193,9 @@ class PortalSQLiteEngine(SQLiteEngine):
         happens in a thread, woken as soon as the holder lets go (a process that dies lets
         go). Returns what to unlock."""
         fd = self._lock_descriptor()
-        try:
+        with contextlib.suppress(BlockingIOError):  # free: taken at once, no thread
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return fd
-        except BlockingIOError:
-            pass
         waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
         try:
             await asyncio.shield(waiting)

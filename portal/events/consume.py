@@ -185,11 +185,6 @@ def _recorded(row: dict[str, Any]) -> Recorded:
     )
 
 
-def _failed(consumer: Consumer, event: Recorded, exc: Exception) -> str:
-    log.error("%s: event %s (%s) failed", consumer.name, event.id, event.key, exc_info=exc)
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
 async def _act(
     consumer: Consumer, event: Recorded, transaction: Any, prepared: Any = None
 ) -> str | None:
@@ -203,7 +198,8 @@ async def _act(
         raise
     except Exception as exc:
         await savepoint.rollback_to()
-        return _failed(consumer, event, exc)
+        log.exception("%s: event %s (%s) failed", consumer.name, event.id, event.key)
+        return f"{type(exc).__name__}: {exc}"[:300]
     return None
 
 

@@ -27,7 +27,10 @@ from portal.events.log import record_many
 from portal.events.tables import Cursor, Event, Failure
 from tests.support import book_call, give_credits, make_published_expert, make_user, next_monday_at
 
-sqlite_only = pytest.mark.skipif(is_postgres(), reason="SQLite's writer connection and lock")
+sqlite_only = pytest.mark.skipif(
+    is_postgres(),
+    reason="SQLite only: its writer connection and lock file (PostgreSQL has neither)",
+)
 
 
 def _sqlite() -> PortalSQLiteEngine:
@@ -106,7 +109,10 @@ async def test_the_writer_connection_survives_failed_and_cancelled_transactions(
     assert not emails & {"undone@example.org", "cancelled@example.org"}
 
 
-@pytest.mark.skipif(not is_postgres(), reason="PostgreSQL's locks per expert and date")
+@pytest.mark.skipif(
+    not is_postgres(),
+    reason="PostgreSQL only: locks per date (SQLite's immediate transaction queues every writer)",
+)
 async def test_bookings_on_other_dates_do_not_wait_for_a_date_in_use() -> None:
     expert = await make_published_expert()
     client = await make_user("c@example.org")
@@ -188,7 +194,9 @@ async def test_a_round_that_finds_the_cursor_moved_drops_what_it_prepared() -> N
     assert handled == [(2, None)]
 
 
-@pytest.mark.skipif(not is_postgres(), reason="PostgreSQL's connection pool")
+@pytest.mark.skipif(
+    not is_postgres(), reason="PostgreSQL only: its connection pool (SQLite has none)"
+)
 async def test_connections_go_back_to_the_pool_without_a_reset_round_trip() -> None:
     """No session state is ever set, so none is reset: asyncpg's default reset query would
     cost a round trip after every statement outside a transaction."""
